@@ -1,0 +1,94 @@
+"""Segment-compatible ingestion: /v1/identify, /v1/track, /v1/alias, /v1/page, /v1/screen, /v1/batch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from lifecycle import clock
+from lifecycle.api.deps import RuntimeDep, SessionDep, WriteKey
+from lifecycle.errors import Invalid
+from lifecycle.events.service import ingest
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise Invalid(f"the body is larger than {max_bytes} bytes", field="body")
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise Invalid(f"the body is larger than {max_bytes} bytes", field="body")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise Invalid(f"the body is not valid JSON ({err})", field="body") from None
+
+
+def _single(call_type: str):  # type: ignore[no-untyped-def]
+    async def endpoint(
+        request: Request, _key: WriteKey, runtime: RuntimeDep, session: SessionDep
+    ) -> JSONResponse:
+        body = await _json_body(request, runtime.settings.max_body_bytes)
+        [result] = await run_in_threadpool(
+            ingest,
+            session,
+            [body],
+            now=clock.now(),
+            options=runtime.ingest_options,
+            call_type=call_type,
+        )
+        if result.status == "rejected":
+            raise Invalid(result.error or "rejected", field=result.field)
+        return JSONResponse({"success": True, **result.as_dict()})
+
+    endpoint.__name__ = f"{call_type}_call"
+    return endpoint
+
+
+for _type in ("identify", "track", "alias", "page", "screen"):
+    router.add_api_route(
+        f"/{_type}", _single(_type), methods=["POST"], summary=f"Segment {_type} call"
+    )
+
+
+@router.post("/batch", summary="Segment batch: each item answered on its own")
+async def batch(
+    request: Request, _key: WriteKey, runtime: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    body = await _json_body(request, runtime.settings.max_body_bytes)
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise Invalid("a batch body is an object with a 'batch' list", field="batch")
+    items = body["batch"]
+    if len(items) > runtime.settings.max_batch_items:
+        raise Invalid(
+            f"at most {runtime.settings.max_batch_items} items per batch (got {len(items)})",
+            field="batch",
+        )
+    shared = body.get("context") if isinstance(body.get("context"), dict) else None
+    if shared:
+        items = [
+            {**item, "context": {**shared, **(item.get("context") or {})}}
+            if isinstance(item, dict)
+            else item
+            for item in items
+        ]
+    results = await run_in_threadpool(
+        ingest,
+        session,
+        items,
+        now=clock.now(),
+        options=runtime.ingest_options,
+        field_prefix="batch",
+    )
+    counts = {
+        s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")
+    }
+    return JSONResponse(
+        {"success": counts["rejected"] == 0, **counts, "results": [r.as_dict() for r in results]}
+    )

@@ -1,0 +1,1 @@
+"""Campaigns: YAML definitions, their versions, and the journeys that run them."""

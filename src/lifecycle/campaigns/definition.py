@@ -1,0 +1,160 @@
+"""The campaign YAML format as pydantic models, and durations (pure: no database).
+
+See ``docs/campaigns.md`` for the reference a marketer reads.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"1h"``, ``"23h"``, ``"3d"``, ``"1h30m"``, ``"2w"`` -> timedelta (positive)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a duration such as 30m, 1h, 3d")
+    compact = text.replace(" ", "").lower()
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 1h, 3d")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+OPS = ("equals", "not_equals", "in", "contains", "exists", "gt", "gte", "lt", "lte")
+
+
+class Condition(Strict):
+    """A test on a profile attribute: ``{attribute: vip, op: equals, value: true}``."""
+
+    attribute: str
+    op: Literal[OPS] = "equals"  # type: ignore[valid-type]
+    value: Any = None
+
+
+class EventFilter(Strict):
+    """An event name and property filters: ``where: {category: shoes, price: {gt: 100}}``.
+
+    String values in ``where`` may use ``{{ steps.<id>.message_id }}`` and
+    ``{{ trigger.<property> }}``.
+    """
+
+    event: str = Field(min_length=1)
+    where: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("where")
+    @classmethod
+    def _ops(cls, where: dict[str, Any]) -> dict[str, Any]:
+        for prop, test in where.items():
+            if isinstance(test, dict):
+                unknown = set(test) - set(OPS)
+                if unknown:
+                    raise ValueError(f"{prop}: unknown operator(s) {sorted(unknown)}")
+        return where
+
+
+class SendSpec(Strict):
+    channel: Literal["email", "sms", "push"]
+    template: str = Field(min_length=1)
+
+
+class WaitFor(Strict):
+    event: str = Field(min_length=1)
+    where: dict[str, Any] = Field(default_factory=dict)
+    timeout: str
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Branch(Strict):
+    condition: Condition = Field(alias="if")
+    then: str
+    otherwise: str | None = Field(default=None, alias="else")
+
+
+class Step(Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    condition: Condition | None = Field(default=None, alias="if")
+    wait: str | None = None
+    send: SendSpec | None = None
+    wait_for: WaitFor | None = None
+    on_event: str | None = None
+    on_timeout: str | None = None
+    branch: Branch | None = None
+    exit: bool | None = None
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        actions = [k for k in ("wait", "send", "wait_for", "branch", "exit") if getattr(self, k)]
+        if len(actions) != 1:
+            raise ValueError(
+                "a step needs exactly one of wait, send, wait_for, branch, exit"
+                + (f" (found {', '.join(actions)})" if actions else "")
+            )
+        if (self.on_event or self.on_timeout) and not self.wait_for:
+            raise ValueError("on_event and on_timeout belong to a wait_for step")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for k in ("wait", "send", "wait_for", "branch", "exit"):
+            if getattr(self, k):
+                return k
+        raise AssertionError("validated step has an action")
+
+
+class CampaignDef(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    description: str = ""
+    trigger: EventFilter
+    goal: EventFilter | None = None
+    exit_when: EventFilter | None = None
+    reentry: Literal["after_exit", "never"] = "after_exit"
+    on_send_failure: Literal["continue", "exit"] = "continue"
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _targets(self) -> CampaignDef:
+        ids = [s.id for s in self.steps]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"step ids must be unique: {', '.join(dupes)}")
+        for step in self.steps:
+            targets = [step.on_event, step.on_timeout]
+            if step.branch:
+                targets += [step.branch.then, step.branch.otherwise]
+            for target in targets:
+                if target is not None and target not in ids:
+                    raise ValueError(f"step {step.id}: unknown target step {target!r}")
+        return self
+
+    def watched_events(self) -> set[str]:
+        """Event names that can move a journey of this campaign."""
+        names = {s.wait_for.event for s in self.steps if s.wait_for}
+        for f in (self.goal, self.exit_when):
+            if f is not None:
+                names.add(f.event)
+        return names

@@ -1,0 +1,435 @@
+"""Campaign and journey use cases: publish definitions, start, run, wake, add, remove.
+
+Entrypoints own the transaction; these functions only flush. Journey runs happen
+under a row lock (``FOR UPDATE``; the scheduler uses ``SKIP LOCKED``), so two
+workers never advance the same journey at once, and every run re-checks goal and
+exit before a step (see :mod:`.engine`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lifecycle.campaigns import engine
+from lifecycle.campaigns.definition import CampaignDef
+from lifecycle.campaigns.loader import LoadedCampaign
+from lifecycle.campaigns.matching import properties_match
+from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, JourneyLog
+from lifecycle.db import is_postgres
+from lifecycle.delivery.models import Message
+from lifecycle.delivery.service import create_message, is_final
+from lifecycle.errors import Conflict, NotFound
+from lifecycle.events.models import Event
+from lifecycle.profiles.models import Profile
+
+
+@dataclass(frozen=True)
+class Live:
+    campaign: Campaign
+    version: CampaignVersion
+    definition: CampaignDef
+
+
+@lru_cache(maxsize=512)
+def _definition(version_id: int, checksum: str, raw: str) -> CampaignDef:
+    import json
+
+    return CampaignDef.model_validate(json.loads(raw))
+
+
+def definition_of(version: CampaignVersion) -> CampaignDef:
+    import json
+
+    return _definition(version.id, version.checksum, json.dumps(version.definition, sort_keys=True))
+
+
+def publish(session: Session, loaded: list[LoadedCampaign], *, now: datetime) -> list[str]:
+    """Store each definition; a changed one becomes a new version. Returns what changed."""
+    changed = []
+    for item in loaded:
+        name = item.definition.name
+        campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+        if campaign is None:
+            campaign = Campaign(name=name, status="active", created_at=now, updated_at=now)
+            session.add(campaign)
+            session.flush()
+        current = (
+            session.get(CampaignVersion, campaign.current_version_id)
+            if campaign.current_version_id
+            else None
+        )
+        if current is not None and current.checksum == item.checksum:
+            continue
+        number = (
+            session.scalar(
+                select(func.max(CampaignVersion.version)).where(
+                    CampaignVersion.campaign_id == campaign.id
+                )
+            )
+            or 0
+        ) + 1
+        version = CampaignVersion(
+            campaign_id=campaign.id,
+            version=number,
+            definition=item.definition.model_dump(mode="json", by_alias=True),
+            checksum=item.checksum,
+            source_file=item.file,
+            created_at=now,
+        )
+        session.add(version)
+        session.flush()
+        campaign.current_version_id = version.id
+        campaign.status = "active"
+        campaign.updated_at = now
+        changed.append(f"{name} v{number}")
+    return changed
+
+
+def live_campaigns(session: Session) -> list[Live]:
+    rows = session.execute(
+        select(Campaign, CampaignVersion)
+        .join(CampaignVersion, CampaignVersion.id == Campaign.current_version_id)
+        .where(Campaign.status == "active")
+        .order_by(Campaign.name)
+    )
+    return [Live(c, v, definition_of(v)) for c, v in rows]
+
+
+class DbFacts:
+    """What the engine may ask about one profile, answered from the store."""
+
+    def __init__(self, session: Session, journey: Journey) -> None:
+        self.session = session
+        self.journey = journey
+        self._attributes: dict[str, Any] | None = None
+
+    def attributes(self) -> dict[str, Any]:
+        if self._attributes is None:
+            profile = self.session.get(Profile, self.journey.profile_id)
+            self._attributes = dict(profile.attributes) if profile else {}
+        return self._attributes
+
+    def find_event(
+        self, name: str, where: dict[str, Any], since: datetime, until: datetime | None
+    ) -> tuple[int, datetime] | None:
+        query = (
+            select(Event.id, Event.occurred_at, Event.properties)
+            .where(
+                Event.profile_id == self.journey.profile_id,
+                Event.name == name,
+                Event.occurred_at >= since,
+            )
+            .order_by(Event.occurred_at, Event.id)
+            .limit(200)
+        )
+        if until is not None:
+            query = query.where(Event.occurred_at <= until)
+        for event_id, occurred_at, properties in self.session.execute(query):
+            if properties_match(properties or {}, where):
+                return event_id, occurred_at
+        return None
+
+    def message_outcome(self, step_id: str) -> str | None:
+        status = self.session.scalar(
+            select(Message.status).where(
+                Message.idempotency_key == message_key(self.journey.id, step_id)
+            )
+        )
+        return status if status is not None and is_final(status) else None
+
+
+def message_key(journey_id: int, step_id: str) -> str:
+    return f"journey:{journey_id}:{step_id}"
+
+
+def _log(
+    session: Session, journey: Journey, kind: str, step_id: str | None, detail: str, now: datetime
+) -> None:
+    session.add(
+        JourneyLog(journey_id=journey.id, at=now, kind=kind, step_id=step_id, detail=detail)
+    )
+
+
+def run_journey(
+    session: Session, journey: Journey, *, now: datetime, settle_window: timedelta
+) -> None:
+    """Advance one (locked) journey as far as it can go now, and apply what it decided."""
+    version = session.get(CampaignVersion, journey.version_id)
+    campaign = session.get(Campaign, journey.campaign_id)
+    assert version is not None and campaign is not None
+    definition = definition_of(version)
+    state = engine.State(
+        status=journey.status,
+        step_index=journey.step_index,
+        waiting_on=journey.waiting_on,
+        wake_at=journey.wake_at,
+        anchor_at=journey.anchor_at,
+        entered_at=journey.entered_at,
+        data=dict(journey.state or {}),
+    )
+    actions = engine.advance(
+        definition, state, DbFacts(session, journey), now=now, settle_window=settle_window
+    )
+    for action in actions:
+        if isinstance(action, engine.Send):
+            trigger = (
+                session.get(Event, journey.trigger_event_id) if journey.trigger_event_id else None
+            )
+            message = create_message(
+                session,
+                idempotency_key=message_key(journey.id, action.step_id),
+                profile_id=journey.profile_id,
+                channel=action.channel,
+                template=action.template,
+                now=now,
+                journey_id=journey.id,
+                campaign=campaign.name,
+                campaign_version=version.version,
+                step_id=action.step_id,
+                context={"trigger": dict(trigger.properties) if trigger else {}},
+                reason=(
+                    f"campaign {campaign.name} v{version.version}, step {action.step_id}; "
+                    + (
+                        f"entered on {trigger.name} at {trigger.occurred_at.isoformat()}"
+                        if trigger
+                        else f"entered via {journey.entered_via}"
+                    )
+                ),
+            )
+            state.data.setdefault("steps", {}).setdefault(action.step_id, {})["message_id"] = (
+                message.id
+            )
+            _log(
+                session,
+                journey,
+                "send",
+                action.step_id,
+                f"message {message.id} ({message.status})",
+                now,
+            )
+        else:
+            _log(session, journey, action.kind, action.step_id, action.detail, now)
+    journey.status = state.status
+    journey.step_index = state.step_index
+    journey.waiting_on = state.waiting_on
+    journey.wake_at = state.wake_at
+    journey.anchor_at = state.anchor_at
+    journey.state = state.data
+    journey.exit_reason = state.exit_reason
+    journey.goal_event_id = state.goal_event_id
+    if state.status != "active" and journey.ended_at is None:
+        journey.ended_at = now
+    session.flush()
+    # A message that settled at once (no address, say) lets the journey go on now.
+    if journey.status == "active" and journey.waiting_on == "message":
+        step_id = definition.steps[journey.step_index].id
+        if DbFacts(session, journey).message_outcome(step_id) is not None:
+            run_journey(session, journey, now=now, settle_window=settle_window)
+
+
+def start_journey(
+    session: Session,
+    live: Live,
+    profile_id: int,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    trigger_event: Event | None = None,
+    entered_via: str = "event",
+) -> Journey | None:
+    """Start a journey unless the re-entry rule forbids it; None when it does."""
+    previous = session.scalar(
+        select(Journey.status)
+        .where(Journey.campaign_id == live.campaign.id, Journey.profile_id == profile_id)
+        .order_by(Journey.id.desc())
+        .limit(1)
+    )
+    if previous == "active" or (previous is not None and live.definition.reentry == "never"):
+        return None
+    anchor = trigger_event.occurred_at if trigger_event is not None else now
+    journey = Journey(
+        campaign_id=live.campaign.id,
+        version_id=live.version.id,
+        profile_id=profile_id,
+        trigger_event_id=trigger_event.id if trigger_event is not None else None,
+        entered_via=entered_via,
+        status="active",
+        step_index=0,
+        anchor_at=min(anchor, now),
+        entered_at=min(anchor, now),
+        state={"trigger": dict(trigger_event.properties) if trigger_event else {}},
+    )
+    try:
+        with session.begin_nested():
+            session.add(journey)
+            session.flush()
+    except IntegrityError:
+        return None  # started meanwhile by another worker, or already by this event
+    _log(session, journey, "entered", None, f"via {entered_via}", now)
+    run_journey(session, journey, now=now, settle_window=settle_window)
+    return journey
+
+
+def _lock(query: Any, session: Session, *, skip_locked: bool = False) -> Any:
+    return query.with_for_update(skip_locked=skip_locked) if is_postgres(session) else query
+
+
+def evaluate_events(
+    session: Session,
+    event_ids: list[int],
+    *,
+    now: datetime,
+    max_age: timedelta,
+    settle_window: timedelta,
+) -> int:
+    """Let new events move journeys (goals, exits, waits) and start new ones (triggers).
+
+    Idempotent: an event is evaluated once (``evaluated_at``); events older than
+    ``max_age`` or flagged backfill move journeys but start none. Returns journeys started.
+    """
+    events = list(
+        session.scalars(
+            _lock(
+                select(Event)
+                .where(Event.id.in_(event_ids), Event.evaluated_at.is_(None))
+                .order_by(Event.occurred_at, Event.id),
+                session,
+                skip_locked=True,
+            )
+        )
+    )
+    if not events:
+        return 0
+    live = live_campaigns(session)
+    watching = {name for item in live for name in item.definition.watched_events()}
+    started = 0
+    for event in events:
+        if event.name in watching:
+            journeys = session.scalars(
+                _lock(
+                    select(Journey).where(
+                        Journey.profile_id == event.profile_id, Journey.status == "active"
+                    ),
+                    session,
+                )
+            )
+            for journey in journeys:
+                run_journey(session, journey, now=now, settle_window=settle_window)
+        if not event.backfill and event.occurred_at >= now - max_age:
+            for item in live:
+                trigger = item.definition.trigger
+                if trigger.event != event.name or not properties_match(
+                    event.properties or {}, trigger.where
+                ):
+                    continue
+                journey = start_journey(
+                    session,
+                    item,
+                    event.profile_id,
+                    now=now,
+                    settle_window=settle_window,
+                    trigger_event=event,
+                )
+                started += journey is not None
+        event.evaluated_at = now
+    session.flush()
+    return started
+
+
+def wake_due(session: Session, *, now: datetime, settle_window: timedelta, limit: int = 500) -> int:
+    """Run journeys whose wake time has come; locked rows are left to their worker."""
+    due = list(
+        session.scalars(
+            _lock(
+                select(Journey)
+                .where(Journey.status == "active", Journey.wake_at <= now)
+                .order_by(Journey.wake_at, Journey.id)
+                .limit(limit),
+                session,
+                skip_locked=True,
+            )
+        )
+    )
+    for journey in due:
+        run_journey(session, journey, now=now, settle_window=settle_window)
+    return len(due)
+
+
+def resume(session: Session, journey_id: int, *, now: datetime, settle_window: timedelta) -> None:
+    journey = session.scalar(_lock(select(Journey).where(Journey.id == journey_id), session))
+    if journey is not None and journey.status == "active":
+        run_journey(session, journey, now=now, settle_window=settle_window)
+
+
+def _live_by_name(session: Session, name: str) -> Live:
+    for item in live_campaigns(session):
+        if item.campaign.name == name:
+            return item
+    raise NotFound(f"no active campaign named {name!r}")
+
+
+def add_member(
+    session: Session,
+    campaign_name: str,
+    profile_id: int,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    actor: str,
+) -> Journey:
+    """Put a profile into a campaign by hand; it then behaves as any other entry."""
+    journey = start_journey(
+        session,
+        _live_by_name(session, campaign_name),
+        profile_id,
+        now=now,
+        settle_window=settle_window,
+        entered_via=f"admin:{actor}",
+    )
+    if journey is None:
+        raise Conflict(f"profile {profile_id} is already in {campaign_name!r} or may not re-enter")
+    return journey
+
+
+def remove_member(
+    session: Session, campaign_name: str, profile_id: int, *, now: datetime, actor: str
+) -> Journey:
+    live = _live_by_name(session, campaign_name)
+    journey = session.scalar(
+        _lock(
+            select(Journey).where(
+                Journey.campaign_id == live.campaign.id,
+                Journey.profile_id == profile_id,
+                Journey.status == "active",
+            ),
+            session,
+        )
+    )
+    if journey is None:
+        raise NotFound(f"profile {profile_id} has no active journey in {campaign_name!r}")
+    journey.status = "exited"
+    journey.exit_reason = "member_exited"
+    journey.waiting_on = None
+    journey.wake_at = None
+    journey.ended_at = now
+    _log(session, journey, "exited", None, f"member_exited: removed by {actor}", now)
+    session.flush()
+    return journey
+
+
+def stuck_journeys(session: Session, *, now: datetime, grace: timedelta) -> list[Journey]:
+    """Active journeys whose wake time passed more than ``grace`` ago: the scheduler is behind."""
+    return list(
+        session.scalars(
+            select(Journey)
+            .where(Journey.status == "active", Journey.wake_at < now - grace)
+            .order_by(Journey.id)
+        )
+    )

@@ -1,0 +1,1 @@
+"""The ``lifecycle`` command: the only package that imports the CLI library."""

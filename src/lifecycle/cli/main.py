@@ -1,0 +1,170 @@
+"""``lifecycle``: demo, migrate, campaigns validate, serve, api, worker, scheduler."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from lifecycle.config import Settings, get_settings
+
+app = typer.Typer(help="lifecycle: behaviour in, the right message out.", no_args_is_help=True)
+campaigns_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
+journeys_app = typer.Typer(help="Journeys.", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(journeys_app, name="journeys")
+console = Console()
+
+
+def _settings(database_url: str | None = None) -> Settings:
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+DbOption = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides LIFECYCLE_DATABASE_URL.")
+]
+
+
+@app.command()
+def demo(
+    events: Annotated[
+        Path | None, typer.Option(help="A REES46-format CSV; default: a generated one.")
+    ] = None,
+    database_url: DbOption = None,
+    batch_size: Annotated[int, typer.Option(help="Calls per ingestion batch.")] = 500,
+) -> None:
+    """Replay shop behaviour through the whole pipeline and print what happened."""
+    from lifecycle.cli.demo import run_demo
+
+    sys.exit(run_demo(_settings(database_url), events, batch_size=batch_size, console=console))
+
+
+@app.command("migrate")
+def migrate_cmd(database_url: DbOption = None) -> None:
+    """Bring the database schema to the latest migration."""
+    from lifecycle import migrate
+    from lifecycle.db import make_engine
+
+    settings = _settings(database_url)
+    migrate.upgrade(make_engine(settings.database_url))
+    console.print(f"schema up to date on {settings.database_url}")
+
+
+@campaigns_app.command("validate")
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Default: the campaigns directory.")
+    ] = None,
+) -> None:
+    """Check every campaign file; print file:line: problem for each mistake."""
+    from lifecycle.campaigns.loader import load_directory
+    from lifecycle.rendering.templates import Templates
+
+    settings = get_settings()
+    loaded, problems = load_directory(
+        directory or settings.campaigns_dir, Templates(settings.templates_dir)
+    )
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise typer.Exit(1)
+    for item in loaded:
+        print(f"{item.file}: ok ({item.definition.name}, {len(item.definition.steps)} steps)")
+
+
+def _serve_api(runtime, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from lifecycle.api.app import create_app
+
+    uvicorn.run(create_app(runtime), host=host, port=port)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, database_url: DbOption = None) -> None:
+    """Everything in one process: API, in-process worker and scheduler (embedded default)."""
+    from lifecycle.workers.processes import prepare, start_embedded
+    from lifecycle.workers.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    _exit_on_problems(prepare(runtime)[1])
+    bound, scheduler = start_embedded(runtime)
+    try:
+        _serve_api(runtime, host, port)
+    finally:
+        scheduler.shutdown()
+        bound.stop()
+
+
+@app.command()
+def api(host: str = "0.0.0.0", port: int = 8000, database_url: DbOption = None) -> None:
+    """The HTTP API only (production: jobs go to Redis, workers run elsewhere)."""
+    from lifecycle.workers.broker import bind
+    from lifecycle.workers.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    bind(runtime)
+    _serve_api(runtime, host, port)
+
+
+@app.command()
+def worker(database_url: DbOption = None, threads: int | None = None) -> None:
+    """A dramatiq worker consuming the configured broker."""
+    from lifecycle.workers.broker import bind
+    from lifecycle.workers.processes import run_until_signal
+    from lifecycle.workers.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    bound = bind(runtime)
+    bound.start_worker(threads or runtime.settings.worker_threads)
+    console.print(f"worker consuming {runtime.settings.broker} broker; Ctrl-C stops")
+    run_until_signal(bound)
+
+
+@app.command()
+def scheduler(database_url: DbOption = None) -> None:
+    """The scheduler: publishes campaigns, then wakes due journeys and retries on a tick."""
+    from lifecycle.workers.broker import bind
+    from lifecycle.workers.processes import prepare, run_until_signal, start_scheduler
+    from lifecycle.workers.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    _exit_on_problems(prepare(runtime)[1])
+    bind(runtime)
+    console.print(
+        f"scheduler ticking every {runtime.settings.scheduler_interval_seconds}s; Ctrl-C stops"
+    )
+    run_until_signal(start_scheduler(runtime))
+
+
+@journeys_app.command("stuck")
+def stuck(database_url: DbOption = None, grace_minutes: float = 30.0) -> None:
+    """Active journeys whose wake time passed long ago (the scheduler is behind or down)."""
+    from datetime import timedelta
+
+    from lifecycle import clock
+    from lifecycle.campaigns.service import stuck_journeys
+    from lifecycle.workers.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    with runtime.session() as session:
+        found = stuck_journeys(session, now=clock.now(), grace=timedelta(minutes=grace_minutes))
+        for j in found:
+            print(
+                f"journey {j.id} profile {j.profile_id} step {j.step_index} waiting on {j.waiting_on} since {j.wake_at}"
+            )
+    if not found:
+        print("no stuck journeys")
+
+
+def _exit_on_problems(problems) -> None:  # type: ignore[no-untyped-def]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        raise typer.Exit(1)

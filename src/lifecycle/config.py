@@ -1,0 +1,84 @@
+"""Settings: the only reader of the environment (prefix ``LIFECYCLE_``).
+
+Nothing is built at import time; call :func:`get_settings` (cached) or build
+``Settings(...)`` explicitly in tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_KEYS = {"dev-write-key", "dev-admin-key"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIFECYCLE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///lifecycle.db"
+    # "stub": in-process dramatiq broker and worker (embedded default); "redis": real broker.
+    broker: Literal["stub", "redis"] = "stub"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = "lifecycle"
+    worker_threads: int = 2
+
+    write_keys: list[str] = Field(default_factory=lambda: ["dev-write-key"])
+    admin_keys: list[str] = Field(default_factory=lambda: ["dev-admin-key"])
+
+    campaigns_dir: str = "campaigns"
+    templates_dir: str = "templates"
+
+    # Events older than this (by their own timestamp) are stored but start no journeys.
+    event_max_age_hours: float = 72.0
+    max_batch_items: int = 2500
+    max_body_bytes: int = 4 * 1024 * 1024
+    default_phone_region: str = "US"
+
+    # Delivery
+    email_provider: Literal["outbox", "ses", "smtp"] = "outbox"
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    push_provider: Literal["outbox"] = "outbox"
+    outbox_path: str = "outbox.jsonl"
+    email_from: str = "Shop <hello@example.com>"
+    sms_from: str = "+15005550006"
+    max_attempts: int = 5
+    retry_delays_seconds: list[float] = Field(default_factory=lambda: [60, 300, 1800, 7200])
+    # A message that has been "sending" this long was possibly handed to the provider
+    # by a worker that then died: it is marked uncertain, never sent again blindly.
+    sending_timeout_seconds: float = 600
+    ses_region: str = "us-east-1"
+    ses_endpoint_url: str | None = None
+    ses_configuration_set: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_base_url: str | None = None  # for a local fake endpoint in tests
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    scheduler_interval_seconds: float = 5.0
+    tick_batch_size: int = 500
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment == "production":
+            bad = PLACEHOLDER_KEYS & set(self.write_keys + self.admin_keys)
+            if bad:
+                raise ValueError(f"placeholder keys are refused in production: {sorted(bad)}")
+        return self
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return self.retry_delays_seconds or [60.0]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

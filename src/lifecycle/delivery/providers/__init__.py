@@ -1,0 +1,1 @@
+"""Delivery providers behind one small interface; see :mod:`.base`."""

@@ -1,0 +1,1 @@
+"""Events: behaviour and profile updates coming in, written set-wise, deduplicated."""

@@ -1,0 +1,154 @@
+"""Parsing Segment HTTP API calls (identify, track, alias, page, screen); pure, no database.
+
+Each error names the field at fault (``traits.email``, ``timestamp``). Identifier
+values that cannot identify anyone are not errors: they become warnings and the
+call is still stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lifecycle.errors import Invalid
+from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
+
+TYPES = ("identify", "track", "alias", "page", "screen")
+
+
+@dataclass
+class Call:
+    type: str
+    name: str | None
+    message_id: str
+    occurred_at: datetime
+    identifiers: list[Identifier]
+    traits: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    backfill: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    """ISO 8601; a value without an offset is read as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid(f"{value!r} is not an ISO 8601 date-time", field=where) from None
+    else:
+        raise Invalid("must be an ISO 8601 date-time string", field=where)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _object(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("must be a JSON object", field=key)
+    return value
+
+
+def _text(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Invalid("must be a string", field=key)
+    return str(value)
+
+
+def parse_call(
+    raw: Any,
+    *,
+    call_type: str | None,
+    now: datetime,
+    default_region: str = "US",
+    extra_junk: frozenset[str] = frozenset(),
+) -> Call:
+    """Validate one call. ``call_type`` is fixed by the endpoint, or read from ``type``."""
+    if not isinstance(raw, dict):
+        raise Invalid("each call must be a JSON object", field="")
+    kind = call_type or raw.get("type")
+    if kind not in TYPES:
+        raise Invalid(f"type {kind!r} is not one of {', '.join(TYPES)}", field="type")
+
+    user_id = _text(raw, "userId")
+    anonymous_id = _text(raw, "anonymousId")
+    traits = _object(raw, "traits")
+    properties = _object(raw, "properties")
+    context = _object(raw, "context")
+    message_id = _text(raw, "messageId") or f"generated-{uuid.uuid4()}"
+    if len(message_id) > 200:
+        raise Invalid("longer than 200 characters", field="messageId")
+    occurred_at = now
+    if raw.get("timestamp") is not None:
+        occurred_at = parse_time(raw["timestamp"], "timestamp")
+    backfill = raw.get("backfill", False)
+    if not isinstance(backfill, bool):
+        raise Invalid("must be true or false", field="backfill")
+
+    name: str | None = None
+    if kind == "track":
+        event = raw.get("event")
+        if not isinstance(event, str) or not event.strip():
+            raise Invalid("a track call needs a non-empty event name", field="event")
+        if len(event) > 255:
+            raise Invalid("longer than 255 characters", field="event")
+        name = event.strip()
+    elif kind in ("page", "screen"):
+        name = "Page Viewed" if kind == "page" else "Screen Viewed"
+        if raw.get("name") is not None:
+            properties = {"name": raw["name"], **properties}
+    previous_id = _text(raw, "previousId")
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise Invalid("an alias call needs both userId and previousId", field="previousId")
+    if user_id is None and anonymous_id is None:
+        raise Invalid("either userId or anonymousId is required", field="userId")
+
+    warnings: list[str] = []
+    identifiers: list[Identifier] = []
+    wanted: list[tuple[str, str, Any]] = [
+        ("id", "userId", user_id),
+        ("anonymous_id", "anonymousId", anonymous_id),
+        ("anonymous_id", "previousId", previous_id),
+    ]
+    context_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    for source, where in ((traits, "traits"), (context_traits, "context.traits")):
+        for kind_name in ("email", "phone"):
+            if source.get(kind_name) not in (None, ""):
+                wanted.append((kind_name, f"{where}.{kind_name}", source[kind_name]))
+    seen: set[tuple[str, str]] = set()
+    for ident_kind, where, value in wanted:
+        if value is None:
+            continue
+        try:
+            ident = normalize(
+                ident_kind, value, default_region=default_region, extra_junk=extra_junk
+            )
+        except NotAnIdentifier as err:
+            warnings.append(f"{where}: {err}; not used to identify")
+            continue
+        if ident.key not in seen:
+            seen.add(ident.key)
+            identifiers.append(ident)
+    return Call(
+        type=kind,
+        name=name,
+        message_id=message_id,
+        occurred_at=occurred_at,
+        identifiers=identifiers,
+        traits=traits if kind == "identify" else {},
+        properties=properties,
+        context=context,
+        backfill=backfill,
+        warnings=warnings,
+    )

@@ -1,0 +1,44 @@
+"""The events table (SQLAlchemy only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lifecycle.db import Base, BigId, JSONType, UTCDateTime
+
+
+class Event(Base):
+    """One call received: track (``name`` set), identify or alias.
+
+    ``dedupe_key`` (the sender's messageId, scoped by source) makes a retry a no-op.
+    ``evaluated_at`` is stamped once triggers, goals and waits have seen the event;
+    the scheduler's sweep re-queues events left unevaluated (queue down, crash).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_profile_name_time", "profile_id", "name", "occurred_at"),
+        Index(
+            "ix_events_unevaluated",
+            "received_at",
+            postgresql_where=text("evaluated_at IS NULL"),
+            sqlite_where=text("evaluated_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(255))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,192 @@
+"""Ingestion: validate -> resolve identity -> write attributes and events, set-wise.
+
+One call or a whole batch goes through :func:`ingest`, in the caller's transaction.
+Each item gets its own result; one bad item does not sink the others. A retried
+``messageId`` is a no-op. New track events are queued for evaluation
+(``events.evaluate``) after commit; calls older than ``max_age`` or flagged
+``backfill`` are stored and shown but start no journeys (evaluation decides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lifecycle import jobs
+from lifecycle.db import is_postgres
+from lifecycle.errors import Invalid
+from lifecycle.events.calls import Call, parse_call
+from lifecycle.events.models import Event
+from lifecycle.profiles.resolution import resolve_many
+from lifecycle.profiles.traits import TraitUpdate, apply_traits
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    source: str = "api"
+    default_region: str = "US"
+    max_age: timedelta = timedelta(hours=72)
+    extra_junk: frozenset[str] = frozenset()
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str  # accepted | duplicate | rejected
+    message_id: str | None = None
+    profile_id: int | None = None
+    event_id: int | None = None
+    field: str | None = None
+    error: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        for key in ("message_id", "profile_id", "event_id", "field", "error"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def ingest(
+    session: Session,
+    items: list[Any],
+    *,
+    now: datetime,
+    options: IngestOptions,
+    call_type: str | None = None,
+    field_prefix: str = "",
+) -> list[ItemResult]:
+    """Store ``items`` (Segment calls); returns one result per item, in order."""
+    results = [ItemResult(index=i, status="accepted") for i in range(len(items))]
+    calls: dict[int, Call] = {}
+    for i, raw in enumerate(items):
+        try:
+            call = parse_call(
+                raw,
+                call_type=call_type,
+                now=now,
+                default_region=options.default_region,
+                extra_junk=options.extra_junk,
+            )
+        except Invalid as err:
+            results[i].status = "rejected"
+            prefix = f"{field_prefix}[{i}]" if field_prefix else ""
+            results[i].field = ".".join(p for p in (prefix, err.field or "") if p)
+            results[i].error = err.message
+            continue
+        results[i].message_id = call.message_id
+        results[i].warnings.extend(call.warnings)
+        calls[i] = call
+
+    keys = {i: f"{options.source}:{c.message_id}" for i, c in calls.items()}
+    existing: dict[str, int] = {}
+    key_list = sorted(set(keys.values()))
+    for start in range(0, len(key_list), 1000):
+        rows = session.execute(
+            select(Event.dedupe_key, Event.id).where(
+                Event.dedupe_key.in_(key_list[start : start + 1000])
+            )
+        )
+        for key, event_id in rows:
+            existing[key] = event_id
+    first_seen: set[str] = set()
+    for i in list(calls):
+        key = keys[i]
+        if key in existing or key in first_seen:
+            results[i].status = "duplicate"
+            results[i].event_id = existing.get(key)
+            del calls[i]
+        else:
+            first_seen.add(key)
+    if not calls:
+        return results
+
+    order = sorted(calls)
+    resolutions = resolve_many(
+        session,
+        [calls[i].identifiers for i in order],
+        source=options.source,
+        now=now,
+    )
+    profile_of: dict[int, int] = {}
+    for i, res in zip(order, resolutions, strict=True):
+        profile_of[i] = res.profile_id
+        results[i].profile_id = res.profile_id
+        results[i].warnings.extend(res.warnings)
+
+    with_traits = [i for i in order if calls[i].traits]
+    updates = [
+        TraitUpdate(profile_of[i], calls[i].traits, calls[i].occurred_at) for i in with_traits
+    ]
+    for index, warning in apply_traits(session, updates, source=options.source, now=now):
+        results[with_traits[index]].warnings.append(warning)
+
+    rows = [
+        {
+            "profile_id": profile_of[i],
+            "type": calls[i].type,
+            "name": calls[i].name,
+            "properties": calls[i].properties,
+            "context": calls[i].context,
+            "occurred_at": calls[i].occurred_at,
+            "received_at": now,
+            "source": options.source,
+            "dedupe_key": keys[i],
+            "backfill": calls[i].backfill,
+            # Only track calls can start or move journeys; the rest need no evaluation.
+            "evaluated_at": None if calls[i].name else now,
+        }
+        for i in order
+    ]
+    insert = _dialect_insert(session)
+    inserted: dict[str, int] = {}
+    for start in range(0, len(rows), 1000):
+        stmt = (
+            insert(Event)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Event.dedupe_key, Event.id)
+        )
+        inserted.update(dict(session.execute(stmt, rows[start : start + 1000]).all()))
+    to_evaluate: list[int] = []
+    for i in order:
+        event_id = inserted.get(keys[i])
+        if event_id is None:  # a concurrent request stored the same messageId first
+            results[i].status = "duplicate"
+            continue
+        results[i].event_id = event_id
+        if calls[i].name:
+            to_evaluate.append(event_id)
+    if to_evaluate:
+        jobs.enqueue(session, "events.evaluate", event_ids=to_evaluate)
+    return results
+
+
+def unevaluated(
+    session: Session, *, now: datetime, older_than: timedelta, limit: int = 5000
+) -> list[int]:
+    """Track events whose evaluation job was lost (queue down, crash): the sweep re-queues them."""
+    return list(
+        session.scalars(
+            select(Event.id)
+            .where(Event.evaluated_at.is_(None), Event.received_at <= now - older_than)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+    )

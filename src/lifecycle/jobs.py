@@ -1,0 +1,46 @@
+"""Jobs recorded during a unit of work and sent only after it commits.
+
+Services call ``enqueue(session, "delivery.send", message_id=...)``; nothing here
+knows dramatiq. The worker layer installs the dispatcher. The state of record is
+in the database, and the scheduler's sweep re-sends whatever is overdue, so a lost
+job is late, never gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+Dispatcher = Callable[[str, dict[str, Any]], None]
+
+_dispatcher: Dispatcher | None = None
+_KEY = "lifecycle.jobs"
+
+
+def install(dispatcher: Dispatcher | None) -> None:
+    """Set the function that sends a job (``None``: jobs are dropped, the sweep finds them)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def enqueue(session: Session, name: str, **kwargs: Any) -> None:
+    session.info.setdefault(_KEY, []).append((name, kwargs))
+
+
+def pending(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    return list(session.info.get(_KEY, []))
+
+
+def discard(session: Session) -> None:
+    session.info.pop(_KEY, None)
+
+
+def flush(session: Session) -> None:
+    """Send the jobs of a committed unit of work."""
+    buffered = session.info.pop(_KEY, [])
+    if _dispatcher is None:
+        return
+    for name, kwargs in buffered:
+        _dispatcher(name, kwargs)

@@ -1,0 +1,25 @@
+"""Imports every domain's models: one registry for Alembic and tests."""
+
+from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, JourneyLog
+from lifecycle.db import Base
+from lifecycle.delivery.models import Message, MessageEvent
+from lifecycle.events.models import Event
+from lifecycle.profiles.models import AttributeChange, Identity, Merge, Profile
+
+__all__ = [
+    "AttributeChange",
+    "Base",
+    "Campaign",
+    "CampaignVersion",
+    "Event",
+    "Identity",
+    "Journey",
+    "JourneyLog",
+    "Merge",
+    "Message",
+    "MessageEvent",
+    "Profile",
+]
+
+# Cross-domain hooks that must be in place wherever the models are.
+import lifecycle.campaigns.merge_hook  # noqa: F401

@@ -1,0 +1,1 @@
+"""Profiles: the customer record, its identities and the history of its attributes."""

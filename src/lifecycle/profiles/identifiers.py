@@ -1,0 +1,106 @@
+"""One normalisation per identifier kind, used by every way in (pure: no database).
+
+``normalize(kind, raw)`` returns an :class:`Identifier` or raises :class:`NotAnIdentifier`
+with the reason. A value that is not an identifier never links anything; callers
+still store the write and surface the reason as a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+KINDS = ("id", "email", "phone", "anonymous_id")
+# Values senders use for "no value": they must never join unrelated people.
+JUNK_VALUES = frozenset(
+    {
+        "",
+        "null",
+        "nil",
+        "none",
+        "undefined",
+        "nan",
+        "n/a",
+        "na",
+        "0",
+        "-1",
+        "anonymous",
+        "unknown",
+        "guest",
+        "test",
+        "[object object]",
+        "{}",
+        "[]",
+        "00000000-0000-0000-0000-000000000000",
+    }
+)
+_ALL_ZERO = re.compile(r"^[0\-_.\s]+$")
+_CHANNEL_PREFIX = re.compile(r"^(whatsapp|sms|tel|mms):", re.IGNORECASE)
+
+
+class NotAnIdentifier(ValueError):
+    """The value cannot identify anyone; ``str(err)`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    kind: str
+    value: str  # normalised, what matching uses
+    display: str  # as the sender wrote it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.value)
+
+
+def is_junk(raw: str, extra_junk: frozenset[str] = frozenset()) -> bool:
+    folded = raw.strip().casefold()
+    return folded in JUNK_VALUES or folded in extra_junk or bool(_ALL_ZERO.match(folded))
+
+
+def normalize(
+    kind: str,
+    raw: object,
+    *,
+    default_region: str = "US",
+    extra_junk: frozenset[str] = frozenset(),
+) -> Identifier:
+    if raw is None or isinstance(raw, bool | dict | list | float):
+        raise NotAnIdentifier(f"{kind}: {raw!r} is not a usable value")
+    text = str(raw)
+    if is_junk(text, extra_junk):
+        raise NotAnIdentifier(f"{kind}: {text!r} is a placeholder, not an identifier")
+    if kind == "email":
+        return Identifier("email", normalize_email(text), text.strip())
+    if kind == "phone":
+        return Identifier("phone", normalize_phone(text, default_region), text.strip())
+    if kind in ("id", "anonymous_id") or kind.endswith("_id"):
+        if len(text) > 512:
+            raise NotAnIdentifier(f"{kind}: longer than 512 characters")
+        return Identifier(kind, text, text)
+    raise NotAnIdentifier(f"unknown identifier kind {kind!r}")
+
+
+def normalize_email(raw: str) -> str:
+    """Trimmed and case-folded; syntax checked, no DNS look-up."""
+    candidate = raw.strip()
+    try:
+        validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise NotAnIdentifier(f"email: {candidate!r} is not a valid address ({err})") from None
+    return candidate.casefold()
+
+
+def normalize_phone(raw: str, default_region: str = "US") -> str:
+    """E.164 through phonenumbers; channel prefixes such as ``whatsapp:`` are dropped."""
+    candidate = _CHANNEL_PREFIX.sub("", raw.strip())
+    try:
+        parsed = phonenumbers.parse(candidate, default_region)
+    except phonenumbers.NumberParseException as err:
+        raise NotAnIdentifier(f"phone: {raw!r} cannot be parsed ({err})") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise NotAnIdentifier(f"phone: {raw!r} is not a possible number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,73 @@
+"""Profile, identity, attribute-change and merge tables (SQLAlchemy only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lifecycle.db import Base, BigId, JSONType, UTCDateTime
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # When each attribute last changed, by the update's own timestamp (ISO text):
+    # an older update never overwrites a newer one.
+    attribute_times: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A profile merged away stays as a tombstone so old references still resolve.
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+
+
+class Identity(Base):
+    """(kind, normalised value) -> profile. Kinds: id, email, phone, anonymous_id, source ids."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(512))
+    display: Mapped[str] = mapped_column(String(512))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AttributeChange(Base):
+    """Every change of a profile attribute: old, new, source and the update's own time."""
+
+    __tablename__ = "attribute_changes"
+    __table_args__ = (Index("ix_attribute_changes_profile_time", "profile_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    old_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    source: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Merge(Base):
+    """Who merged into whom, why and by whom, and what moved (so it can be undone)."""
+
+    __tablename__ = "merges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(255))
+    moved: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,237 @@
+"""Identity resolution, set-wise: many requests, a handful of queries.
+
+Every way in (API, webhooks, CSV, replay) resolves identity through
+:func:`resolve_many`. Rules (see ``docs/identity.md``):
+
+- unknown identifiers create one new profile per request;
+- identifiers owned by another profile are merged in only on certain evidence
+  (:func:`can_auto_merge`); otherwise they are left off and reported;
+- a profile holds at most one ``id`` and a few emails and phones.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from lifecycle.db import is_postgres
+from lifecycle.profiles.identifiers import Identifier
+from lifecycle.profiles.merge import merge_profiles
+from lifecycle.profiles.models import Identity, Profile
+
+LIMITS = {"id": 1, "email": 5, "phone": 3}
+CHUNK = 1000
+
+
+@dataclass
+class Resolution:
+    profile_id: int
+    created: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def can_auto_merge(other_idents: set[tuple[str, str]], request_keys: set[tuple[str, str]]) -> bool:
+    """May the profile holding ``other_idents`` fold into the one this request names?
+
+    Only on certain evidence: the other profile has no external id of its own, the
+    link is not a phone alone (phones are shared), and it holds no email that the
+    request contradicts.
+    """
+    other_kinds = {kind for kind, _ in other_idents}
+    if "id" in other_kinds:
+        return False
+    evidence = {kind for kind, _ in other_idents & request_keys}
+    if not evidence or evidence <= {"phone"}:
+        return False
+    request_emails = {k for k in request_keys if k[0] == "email"}
+    other_emails = {k for k in other_idents if k[0] == "email"}
+    return not (request_emails and other_emails - request_emails)
+
+
+def _chunks(items: list, size: int = CHUNK):  # type: ignore[no-untyped-def]
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _owners(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    owners: dict[tuple[str, str], int] = {}
+    for part in _chunks(keys):
+        rows = session.execute(
+            select(Identity.kind, Identity.value, Identity.profile_id).where(
+                tuple_(Identity.kind, Identity.value).in_(part)
+            )
+        )
+        owners.update({(k, v): pid for k, v, pid in rows})
+    return owners
+
+
+def _identities_of(session: Session, profile_ids: set[int]) -> dict[int, set[tuple[str, str]]]:
+    result: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for part in _chunks(sorted(profile_ids)):
+        rows = session.execute(
+            select(Identity.profile_id, Identity.kind, Identity.value).where(
+                Identity.profile_id.in_(part)
+            )
+        )
+        for pid, kind, value in rows:
+            result[pid].add((kind, value))
+    return result
+
+
+def _insert_ignoring_conflicts(session: Session, rows: list[dict]) -> set[tuple[str, str]]:
+    """Insert identities; return the keys actually inserted (others were taken meanwhile)."""
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    inserted: set[tuple[str, str]] = set()
+    for part in _chunks(rows):
+        stmt = (
+            dialect_insert(Identity)
+            .on_conflict_do_nothing(index_elements=["kind", "value"])
+            .returning(Identity.kind, Identity.value)
+        )
+        inserted.update((k, v) for k, v in session.execute(stmt, part))
+    return inserted
+
+
+def resolve_many(
+    session: Session,
+    requests: list[list[Identifier]],
+    *,
+    source: str,
+    now: datetime,
+    actor: str = "system",
+) -> list[Resolution]:
+    """Resolve each request's identifiers to one profile, creating and linking as needed."""
+    all_keys = sorted({ident.key for req in requests for ident in req})
+    owner = _owners(session, all_keys)
+    idents = _identities_of(session, set(owner.values()))
+
+    results: list[Resolution] = []
+    new_rows: dict[tuple[str, str], dict] = {}
+    next_temp = -1
+    merges: list[tuple[int, int, str]] = []
+
+    for req in requests:
+        keys = {i.key for i in req}
+        found = list(dict.fromkeys(owner[k] for k in (i.key for i in req) if k in owner))
+        primary = _choose_primary(req, owner, [p for p in found if compatible(idents[p], keys)])
+        if primary is None:
+            primary, next_temp = next_temp, next_temp - 1
+        res = Resolution(profile_id=primary, created=primary < 0)
+        for other in found:
+            if other == primary:
+                continue
+            if can_auto_merge(idents[other], keys):
+                merges.append((primary, other, "linked by " + _evidence(idents[other], keys)))
+                for key in idents.pop(other):
+                    owner[key] = primary
+                    idents[primary].add(key)
+            else:
+                taken = sorted(k for k in keys if owner.get(k) == other)
+                res.warnings.append(
+                    f"{', '.join(f'{k}={v}' for k, v in taken)} belongs to another profile "
+                    f"({other}); left off, flagged as a possible duplicate"
+                )
+        pid = res.profile_id
+        for ident in req:
+            if ident.key in owner:
+                continue
+            held = sum(1 for kind, _ in idents[pid] if kind == ident.kind)
+            limit = LIMITS.get(ident.kind)
+            if limit is not None and held >= limit:
+                res.warnings.append(
+                    f"{ident.kind}={ident.display!r} left off: the profile already holds "
+                    f"{held} {ident.kind} identifier(s) (limit {limit})"
+                )
+                continue
+            owner[ident.key] = pid
+            idents[pid].add(ident.key)
+            new_rows[ident.key] = {
+                "kind": ident.kind,
+                "value": ident.value,
+                "display": ident.display,
+                "profile_id": pid,
+                "source": source,
+                "first_seen": now,
+                "last_seen": now,
+            }
+        results.append(res)
+
+    temp_ids = sorted({r.profile_id for r in results if r.profile_id < 0}, reverse=True)
+    real: dict[int, int] = {}
+    if temp_ids:
+        created = session.execute(
+            insert(Profile).returning(Profile.id, sort_by_parameter_order=True),
+            [
+                {"attributes": {}, "attribute_times": {}, "created_at": now, "updated_at": now}
+                for _ in temp_ids
+            ],
+        ).scalars()
+        real = dict(zip(temp_ids, created, strict=True))
+    for row in new_rows.values():
+        row["profile_id"] = real.get(row["profile_id"], row["profile_id"])
+    for survivor, merged, why in merges:
+        merge_profiles(
+            session, real.get(survivor, survivor), merged, reason=why, actor=actor, now=now
+        )
+    inserted = _insert_ignoring_conflicts(session, list(new_rows.values())) if new_rows else set()
+    raced = [k for k in new_rows if k not in inserted]
+    winners = _owners(session, raced) if raced else {}
+    for res in results:
+        res.profile_id = real.get(res.profile_id, res.profile_id)
+    for key in raced:
+        # Another transaction took this identifier first: follow it rather than split.
+        loser = new_rows[key]["profile_id"]
+        for res in results:
+            if res.profile_id == loser and res.created:
+                res.profile_id, res.created = winners[key], False
+    seen = [k for k in all_keys if k not in new_rows]
+    for part in _chunks(seen):
+        session.execute(
+            update(Identity)
+            .where(tuple_(Identity.kind, Identity.value).in_(part))
+            .values(last_seen=now)
+        )
+    return results
+
+
+def compatible(held: set[tuple[str, str]], request_keys: set[tuple[str, str]]) -> bool:
+    """Can this request be about the profile holding ``held``?
+
+    Not when both carry an external id and the ids differ, nor when the request's
+    only link to it is a shared phone while their emails differ (B17).
+    """
+    request_ids = {k for k in request_keys if k[0] == "id"}
+    held_ids = {k for k in held if k[0] == "id"}
+    if request_ids and held_ids and not request_ids & held_ids:
+        return False
+    evidence = {kind for kind, _ in held & request_keys}
+    if evidence <= {"phone"}:
+        request_emails = {k for k in request_keys if k[0] == "email"}
+        held_emails = {k for k in held if k[0] == "email"}
+        if request_emails and held_emails and not request_emails & held_emails:
+            return False
+        if request_ids and held_ids:
+            return False
+    return True
+
+
+def _choose_primary(
+    req: list[Identifier], owner: dict[tuple[str, str], int], candidates: list[int]
+) -> int | None:
+    """The profile this request is about: by id, then email, anonymous id, phone."""
+    for kind in ("id", "email", "anonymous_id", "phone"):
+        for ident in req:
+            if ident.kind == kind and owner.get(ident.key) in candidates:
+                return owner[ident.key]
+    return candidates[0] if candidates else None
+
+
+def _evidence(other: set[tuple[str, str]], keys: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(other & keys))

@@ -1,0 +1,93 @@
+"""Applying attribute updates set-wise, keeping every change as history.
+
+Rules: a missing key changes nothing; an explicit ``null`` clears; an update older
+(by its own timestamp) than the attribute's last change does not overwrite it; a
+write that changes nothing records nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from lifecycle.clock import stamp
+from lifecycle.profiles.models import AttributeChange, Profile
+
+
+@dataclass
+class TraitUpdate:
+    profile_id: int
+    traits: dict[str, Any]
+    at: datetime  # the update's own timestamp
+
+
+def apply_traits(
+    session: Session, updates: list[TraitUpdate], *, source: str, now: datetime
+) -> list[tuple[int, str]]:
+    """Apply updates in order; return (index of the update, warning) pairs."""
+    if not updates:
+        return []
+    pids = sorted({u.profile_id for u in updates})
+    state: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+    for start in range(0, len(pids), 1000):
+        rows = session.execute(
+            select(Profile.id, Profile.attributes, Profile.attribute_times).where(
+                Profile.id.in_(pids[start : start + 1000])
+            )
+        )
+        state.update({pid: (dict(a or {}), dict(t or {})) for pid, a, t in rows})
+
+    changes: list[dict[str, Any]] = []
+    warnings: list[tuple[int, str]] = []
+    dirty: set[int] = set()
+    for index, upd in enumerate(updates):
+        attrs, times = state[upd.profile_id]
+        at_text = stamp(upd.at)
+        for name, value in upd.traits.items():
+            last = times.get(name)
+            if last is not None and at_text < last:
+                warnings.append(
+                    (index, f"traits.{name}: older than the last change ({last}); not applied")
+                )
+                continue
+            present = name in attrs
+            if (value is None and not present) or (present and attrs[name] == value):
+                continue
+            old = attrs.get(name)
+            if value is None:
+                del attrs[name]
+            else:
+                attrs[name] = value
+            times[name] = at_text
+            dirty.add(upd.profile_id)
+            changes.append(
+                {
+                    "profile_id": upd.profile_id,
+                    "name": name,
+                    "old_value": old,
+                    "new_value": value,
+                    "source": source,
+                    "changed_at": upd.at,
+                    "recorded_at": now,
+                }
+            )
+    if dirty:
+        session.execute(
+            update(Profile),
+            [
+                {
+                    "id": pid,
+                    "attributes": state[pid][0],
+                    "attribute_times": state[pid][1],
+                    "updated_at": now,
+                }
+                for pid in sorted(dirty)
+            ],
+        )
+    if changes:
+        session.execute(insert(AttributeChange), changes)
+    return warnings

@@ -1,0 +1,1 @@
+"""Rendering: message templates in a Jinja2 sandbox where an undefined variable is an error."""

@@ -1,0 +1,1 @@
+"""Timeline: a read model that tells one profile's story; it writes nothing."""

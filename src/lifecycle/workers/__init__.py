@@ -1,0 +1,1 @@
+"""Workers: the only package that imports dramatiq and APScheduler."""

@@ -1,0 +1,81 @@
+"""The process's wiring: settings, engine, sessions, templates, providers, policies.
+
+Built once per process by an entrypoint (API, worker, scheduler, CLI), never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from lifecycle.config import Settings
+from lifecycle.db import make_engine, make_sessionmaker, session_scope
+from lifecycle.delivery.providers.base import Provider
+from lifecycle.delivery.service import DeliveryPolicy
+from lifecycle.events.service import IngestOptions
+from lifecycle.rendering.templates import Templates
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    templates: Templates
+    providers: dict[str, Provider]
+    policy: DeliveryPolicy
+    ingest_options: IngestOptions
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.sessions) as session:
+            yield session
+
+    @property
+    def settle_window(self) -> timedelta:
+        """How long a journey holds at a send step before moving on regardless."""
+        return (
+            self.policy.retry_window()
+            + timedelta(seconds=self.settings.sending_timeout_seconds)
+            + timedelta(minutes=5)
+        )
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(hours=self.settings.event_max_age_hours)
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    providers: dict[str, Provider] | None = None,
+) -> Runtime:
+    from lifecycle.delivery.providers.registry import build_providers
+
+    engine = engine or make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        templates=Templates(settings.templates_dir),
+        providers=providers if providers is not None else build_providers(settings),
+        policy=DeliveryPolicy(
+            max_attempts=settings.max_attempts,
+            retry_delays=settings.retry_delays,
+            email_from=settings.email_from,
+            sms_from=settings.sms_from,
+            public_base_url=settings.public_base_url,
+        ),
+        ingest_options=IngestOptions(
+            source="api",
+            default_region=settings.default_phone_region,
+            max_age=timedelta(hours=settings.event_max_age_hours),
+        ),
+    )

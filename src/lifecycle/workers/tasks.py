@@ -1,0 +1,83 @@
+"""What each job does, as plain functions over a :class:`Runtime` (actors stay thin).
+
+Each function is one or more units of work; all are idempotent, so a duplicate
+or retried queue message changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from lifecycle import clock, jobs
+from lifecycle.campaigns import service as campaigns
+from lifecycle.delivery import service as delivery
+from lifecycle.events import service as events
+from lifecycle.workers.runtime import Runtime
+
+
+def evaluate_events(runtime: Runtime, event_ids: list[int]) -> int:
+    with runtime.session() as session:
+        return campaigns.evaluate_events(
+            session,
+            event_ids,
+            now=clock.now(),
+            max_age=runtime.max_age,
+            settle_window=runtime.settle_window,
+        )
+
+
+def send_message(runtime: Runtime, message_id: int) -> str | None:
+    """Claim (commit), call the provider (no transaction open), record the outcome (commit)."""
+    with runtime.session() as session:
+        outgoing = delivery.claim(
+            session, message_id, now=clock.now(), templates=runtime.templates, policy=runtime.policy
+        )
+    if outgoing is None:
+        return None
+    provider = runtime.providers[outgoing.channel]
+    outcome = delivery.call_provider(provider, outgoing)
+    with runtime.session() as session:
+        message = delivery.record_outcome(
+            session, message_id, outcome, now=clock.now(), policy=runtime.policy
+        )
+        return message.status
+
+
+def resume_journey(runtime: Runtime, journey_id: int) -> None:
+    with runtime.session() as session:
+        campaigns.resume(session, journey_id, now=clock.now(), settle_window=runtime.settle_window)
+
+
+def tick(runtime: Runtime) -> dict[str, int]:
+    """One scheduler pass: wake due journeys, re-queue due retries and lost work."""
+    now = clock.now()
+    woken = 0
+    while True:
+        with runtime.session() as session:
+            batch = campaigns.wake_due(
+                session,
+                now=now,
+                settle_window=runtime.settle_window,
+                limit=runtime.settings.tick_batch_size,
+            )
+        woken += batch
+        if batch < runtime.settings.tick_batch_size:
+            break
+    with runtime.session() as session:
+        retries = delivery.due_retries(session, now=now)
+        for message_id in retries:
+            jobs.enqueue(session, "delivery.send", message_id=message_id)
+        uncertain = delivery.mark_uncertain(
+            session,
+            now=now,
+            older_than=timedelta(seconds=runtime.settings.sending_timeout_seconds),
+        )
+        lost = events.unevaluated(session, now=now, older_than=timedelta(minutes=1))
+        if lost:
+            jobs.enqueue(session, "events.evaluate", event_ids=lost)
+    return {
+        "woken": woken,
+        "retries": len(retries),
+        "uncertain": len(uncertain),
+        "swept": len(lost),
+    }
