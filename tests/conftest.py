@@ -1,0 +1,160 @@
+"""Fixtures: one PostgreSQL database per test run (and per xdist worker), migrated by
+Alembic; each test inside an outer transaction that is rolled back, even when the
+code under test commits (sessions join it through savepoints)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+from lifecycle import clock, jobs, migrate
+from lifecycle.campaigns import service as campaigns
+from lifecycle.campaigns.loader import load_directory
+from lifecycle.config import Settings
+from lifecycle.db import make_engine
+from lifecycle.delivery.providers.outbox import RecordingProvider
+from lifecycle.workers.runtime import Runtime, build_runtime
+from tests.services import ensure_postgres, ensure_redis
+from tests.support import ADMIN_KEY, WRITE_KEY, InlineJobs
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CASES = SHARED / "cases"
+DATA = SHARED / "data"
+PG_ADMIN_URL = os.environ.get(
+    "LIFECYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ensure_postgres()
+    ensure_redis()
+
+
+def test_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "write_keys": [WRITE_KEY],
+        "admin_keys": [ADMIN_KEY],
+        "campaigns_dir": str(ROOT / "campaigns"),
+        "templates_dir": str(ROOT / "templates"),
+        "max_attempts": 3,
+        "retry_delays_seconds": [60, 300],
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id: str) -> Iterator[str]:
+    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}_{worker_id}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(pg_engine: Engine) -> Iterator[Connection]:
+    conn = pg_engine.connect()
+    outer = conn.begin()
+    yield conn
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def recorder() -> RecordingProvider:
+    return RecordingProvider()
+
+
+def make_runtime(
+    settings: Settings, engine: Engine, recorder: RecordingProvider, bind: object
+) -> Runtime:
+    runtime = build_runtime(
+        settings,
+        engine=engine,
+        providers={"email": recorder, "sms": recorder, "push": recorder},
+    )
+    runtime.sessions = sessionmaker(
+        bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )  # type: ignore[call-overload]
+    return runtime
+
+
+@pytest.fixture
+def runtime(
+    pg_url: str, pg_engine: Engine, connection: Connection, recorder: RecordingProvider
+) -> Runtime:
+    """A runtime on the test database whose every session joins the test's transaction."""
+    return make_runtime(test_settings(pg_url), pg_engine, recorder, connection)
+
+
+@pytest.fixture
+def db(runtime: Runtime) -> Iterator[object]:
+    with runtime.session() as session:
+        yield session
+
+
+@pytest.fixture
+def inline(runtime: Runtime) -> Iterator[InlineJobs]:
+    runner = InlineJobs(runtime)
+    runner.install()
+    yield runner
+    jobs.install(None)
+
+
+@pytest.fixture(autouse=True)
+def _release_clock() -> Iterator[None]:
+    yield
+    clock.set_now(None)
+    jobs.install(None)
+
+
+def publish_directory(runtime: Runtime, directory: Path | str | None = None) -> list[str]:
+    loaded, problems = load_directory(
+        directory or runtime.settings.campaigns_dir, runtime.templates
+    )
+    assert not problems, [str(p) for p in problems]
+    with runtime.session() as session:
+        return campaigns.publish(session, loaded, now=clock.now())
+
+
+@pytest.fixture
+def sqlite_runtime(tmp_path: Path, recorder: RecordingProvider) -> Iterator[Runtime]:
+    url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    runtime = build_runtime(
+        test_settings(url, outbox_path=str(tmp_path / "outbox.jsonl")),
+        engine=engine,
+        providers={"email": recorder, "sms": recorder, "push": recorder},
+    )
+    yield runtime
+    engine.dispose()
