@@ -9,7 +9,14 @@ import re
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -88,6 +95,10 @@ class Branch(Strict):
     otherwise: str | None = Field(default=None, alias="else")
 
 
+# exit: leave the journey early (status exited); end: finish it here (status completed).
+STEP_KINDS = ("wait", "send", "wait_for", "branch", "exit", "end")
+
+
 class Step(Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     condition: Condition | None = Field(default=None, alias="if")
@@ -98,6 +109,7 @@ class Step(Strict):
     on_timeout: str | None = None
     branch: Branch | None = None
     exit: bool | None = None
+    end: bool | None = None
 
     @field_validator("wait")
     @classmethod
@@ -108,10 +120,10 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        actions = [k for k in ("wait", "send", "wait_for", "branch", "exit") if getattr(self, k)]
+        actions = [k for k in STEP_KINDS if getattr(self, k)]
         if len(actions) != 1:
             raise ValueError(
-                "a step needs exactly one of wait, send, wait_for, branch, exit"
+                "a step needs exactly one of " + ", ".join(STEP_KINDS)
                 + (f" (found {', '.join(actions)})" if actions else "")
             )
         if (self.on_event or self.on_timeout) and not self.wait_for:
@@ -120,10 +132,18 @@ class Step(Strict):
 
     @property
     def kind(self) -> str:
-        for k in ("wait", "send", "wait_for", "branch", "exit"):
+        for k in STEP_KINDS:
             if getattr(self, k):
                 return k
         raise AssertionError("validated step has an action")
+
+
+# Validation context key: the caller (the loader) reports reference problems itself, with lines.
+REFERENCES_REPORTED_BY_CALLER = "references_reported_by_caller"
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc)
 
 
 class CampaignDef(Strict):
@@ -137,19 +157,37 @@ class CampaignDef(Strict):
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _targets(self) -> CampaignDef:
-        ids = [s.id for s in self.steps]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"step ids must be unique: {', '.join(dupes)}")
-        for step in self.steps:
-            targets = [step.on_event, step.on_timeout]
-            if step.branch:
-                targets += [step.branch.then, step.branch.otherwise]
-            for target in targets:
-                if target is not None and target not in ids:
-                    raise ValueError(f"step {step.id}: unknown target step {target!r}")
+    def _targets(self, info: ValidationInfo) -> CampaignDef:
+        if (info.context or {}).get(REFERENCES_REPORTED_BY_CALLER):
+            return self  # the loader reports each one at its own line
+        problems = self.reference_problems()
+        if problems:
+            raise ValueError("; ".join(f"{_dotted(loc)}: {text}" for loc, text in problems))
         return self
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Duplicate step ids and targets naming no step, each with its location (YAML keys)."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        first: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            if step.id in first:
+                used = f"step id {step.id!r} is already used by steps.{first[step.id]}"
+                problems.append((("steps", i, "id"), used))
+            first.setdefault(step.id, i)
+        for i, step in enumerate(self.steps):
+            targets: list[tuple[tuple[str | int, ...], str | None]] = [
+                (("steps", i, "on_event"), step.on_event),
+                (("steps", i, "on_timeout"), step.on_timeout),
+            ]
+            if step.branch:
+                targets += [
+                    (("steps", i, "branch", "then"), step.branch.then),
+                    (("steps", i, "branch", "else"), step.branch.otherwise),
+                ]
+            for loc, target in targets:
+                if target is not None and target not in first:
+                    problems.append((loc, f"no step has the id {target!r}"))
+        return problems
 
     def watched_events(self) -> set[str]:
         """Event names that can move a journey of this campaign."""

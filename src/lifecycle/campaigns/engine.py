@@ -29,8 +29,8 @@ class Facts(Protocol):
         """The first matching event of this profile with since <= occurred_at (<= until)."""
         ...
 
-    def message_outcome(self, step_id: str) -> str | None:
-        """``sent`` / ``failed`` / another final status, or None while unsettled."""
+    def message_outcome(self, step_id: str) -> tuple[str, datetime] | None:
+        """(final status, when it settled), or None while the message is unsettled."""
         ...
 
 
@@ -172,12 +172,16 @@ def _resume(
             if now < state.wake_at:
                 return False
             actions.append(Log("send_unsettled", step.id, "message not settled in time; moving on"))
-        elif outcome != "sent" and definition.on_send_failure == "exit":
-            _end(state, "exited", "send_failed", actions, step.id)
-            return False
+            settled_at = now
         else:
-            actions.append(Log("send_settled", step.id, outcome))
-        state.anchor_at = max(state.anchor_at, now)
+            status, settled_at = outcome
+            if status != "sent" and definition.on_send_failure == "exit":
+                _end(state, "exited", "send_failed", actions, step.id)
+                return False
+            actions.append(Log("send_settled", step.id, status))
+        # What follows counts from when the message went out, not from when the
+        # journey got round to resuming: an open in between is not missed (C7).
+        state.anchor_at = max(state.anchor_at, settled_at)
         _jump(definition, state, None)
         return True
     raise AssertionError(f"unknown wait {state.waiting_on!r}")
@@ -220,6 +224,8 @@ def _start(
         return
     elif step.exit:
         _end(state, "exited", f"exit_step:{step.id}", actions, step.id)
+    elif step.end:
+        _end(state, "completed", f"end_step:{step.id}", actions, step.id)
 
 
 def resolve_where(where: dict[str, Any], state: State) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lifecycle.campaigns.definition import CampaignDef
-from lifecycle.rendering.templates import Templates
+from lifecycle.campaigns.definition import REFERENCES_REPORTED_BY_CALLER, CampaignDef
+from lifecycle.rendering.templates import CHANNELS, Templates
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,11 @@ def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None,
     if not isinstance(data, dict):
         return None, [Problem(name, 1, "a campaign file must be a mapping of keys")]
     data.setdefault("name", path.stem)
+    # Templates are checked even when the rest of the file is wrong: every mistake at once.
+    problems = _template_problems(name, data, lines, templates)
     try:
-        definition = CampaignDef.model_validate(data)
+        definition = CampaignDef.model_validate(data, context={REFERENCES_REPORTED_BY_CALLER: True})
     except ValidationError as err:
-        problems = []
         for e in err.errors():
             loc = tuple(e["loc"])
             where = ".".join(str(p) for p in loc) or "campaign"
@@ -92,16 +93,32 @@ def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None,
                 msg = f"unknown key {loc[-1]!r}"
             problems.append(Problem(name, _line_for(loc, lines), f"{where}: {msg}"))
         return None, sorted(problems, key=lambda p: p.line)
-    problems = []
-    for i, step in enumerate(definition.steps):
-        if step.send is not None:
-            for _line, text in templates.problems(step.send.channel, step.send.template):
-                problems.append(Problem(name, lines.get(("steps", i, "send"), 1), text))
+    for loc, text in definition.reference_problems():
+        where = ".".join(str(p) for p in loc)
+        problems.append(Problem(name, _line_for(loc, lines), f"{where}: {text}"))
     if problems:
-        return None, problems
+        return None, sorted(problems, key=lambda p: p.line)
     canonical = json.dumps(definition.model_dump(mode="json", by_alias=True), sort_keys=True)
     checksum = hashlib.sha256(canonical.encode()).hexdigest()
     return LoadedCampaign(definition, name, checksum), []
+
+
+def _template_problems(
+    name: str, data: dict[Any, Any], lines: dict[tuple[Any, ...], int], templates: Templates
+) -> list[Problem]:
+    """Each well-formed ``send`` whose template is missing or broken, at the ``send`` key."""
+    problems: list[Problem] = []
+    steps = data.get("steps")
+    for i, step in enumerate(steps if isinstance(steps, list) else []):
+        send = step.get("send") if isinstance(step, dict) else None
+        if not isinstance(send, dict):
+            continue
+        channel, template = send.get("channel"), send.get("template")
+        if channel not in CHANNELS or not isinstance(template, str) or not template:
+            continue  # the model reports a bad channel or template name
+        for _line, text in templates.problems(channel, template):
+            problems.append(Problem(name, _line_for(("steps", i, "send"), lines), text))
+    return problems
 
 
 def load_directory(

@@ -18,12 +18,15 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float | Decimal):
-        return Decimal(str(value))
+        number = Decimal(str(value))
+        return None if number.is_nan() else number
     if isinstance(value, str):
         try:
-            return Decimal(value.strip())
+            number = Decimal(value.strip())
         except InvalidOperation:
             return None
+        # "NaN" is not a number to compare: ordering it raises InvalidOperation.
+        return None if number.is_nan() else number
     return None
 
 
@@ -31,6 +34,8 @@ def _equal(left: Any, right: Any) -> bool:
     a, b = _number(left), _number(right)
     if a is not None and b is not None:
         return a == b
+    if isinstance(left, bool) != isinstance(right, bool):
+        return False  # Python's True == 1 and False == 0 are not what a marketer means
     return left == right
 
 

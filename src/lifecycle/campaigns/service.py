@@ -136,13 +136,15 @@ class DbFacts:
                 return event_id, occurred_at
         return None
 
-    def message_outcome(self, step_id: str) -> str | None:
-        status = self.session.scalar(
-            select(Message.status).where(
+    def message_outcome(self, step_id: str) -> tuple[str, datetime] | None:
+        row = self.session.execute(
+            select(Message.status, Message.sent_at, Message.updated_at).where(
                 Message.idempotency_key == message_key(self.journey.id, step_id)
             )
-        )
-        return status if status is not None and is_final(status) else None
+        ).first()
+        if row is None or not is_final(row.status):
+            return None
+        return row.status, row.sent_at or row.updated_at
 
 
 def message_key(journey_id: int, step_id: str) -> str:
@@ -422,6 +424,10 @@ def remove_member(
     _log(session, journey, "exited", None, f"member_exited: removed by {actor}", now)
     session.flush()
     return journey
+
+
+def next_wake(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Journey.wake_at)).where(Journey.status == "active"))
 
 
 def stuck_journeys(session: Session, *, now: datetime, grace: timedelta) -> list[Journey]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -263,6 +263,12 @@ def due_retries(session: Session, *, now: datetime, limit: int = 500) -> list[in
             .order_by(Message.id)
             .limit(limit)
         )
+    )
+
+
+def next_retry(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(Message.next_attempt_at)).where(Message.status == "retrying")
     )
 
 

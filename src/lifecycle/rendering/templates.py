@@ -50,9 +50,16 @@ class Templates:
         path = self.path(channel, name)
         if not path.is_file():
             return [(None, f"template {channel}/{name}.j2 not found in {self.directory}")]
-        source = path.read_text(encoding="utf-8")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            return [
+                (None, f"{channel}/{name}.j2: not UTF-8 text ({err.reason} at byte {err.start})")
+            ]
         try:
             ast = self.env.parse(source, name=f"{channel}/{name}.j2")
+            # Compiling also finds unknown filters and tests, and blocks defined twice.
+            self.env.compile(ast, name=f"{channel}/{name}.j2")
         except TemplateSyntaxError as err:
             return [(err.lineno, f"{channel}/{name}.j2:{err.lineno}: {err.message}")]
         if channel == "email":

@@ -14,11 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
 from lifecycle import clock
-from lifecycle.campaigns.models import Journey
-from lifecycle.delivery.models import Message
 from lifecycle.events.service import IngestOptions, ingest
 from lifecycle.replay.rees46 import Row
 from lifecycle.workers import tasks
@@ -39,16 +35,6 @@ class ReplayReport:
     ticks: int = 0
     first_at: datetime | None = None
     last_at: datetime | None = None
-
-
-def _next_due(runtime: Runtime) -> datetime | None:
-    with runtime.session() as session:
-        wake = session.scalar(select(func.min(Journey.wake_at)).where(Journey.status == "active"))
-        retry = session.scalar(
-            select(func.min(Message.next_attempt_at)).where(Message.status == "retrying")
-        )
-    candidates = [t for t in (wake, retry) if t is not None]
-    return min(candidates) if candidates else None
 
 
 def _tick(runtime: Runtime, bound: Bound, report: ReplayReport) -> None:
@@ -116,7 +102,7 @@ def replay(
             end = report.last_at + horizon
             now = report.last_at
             while True:
-                due = _next_due(runtime)
+                due = tasks.next_due(runtime)
                 if due is None or due > end:
                     break
                 now = max(now, due)

@@ -6,7 +6,7 @@ or retried queue message changes nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from lifecycle import clock, jobs
 from lifecycle.campaigns import service as campaigns
@@ -46,6 +46,17 @@ def send_message(runtime: Runtime, message_id: int) -> str | None:
 def resume_journey(runtime: Runtime, journey_id: int) -> None:
     with runtime.session() as session:
         campaigns.resume(session, journey_id, now=clock.now(), settle_window=runtime.settle_window)
+
+
+def next_due(runtime: Runtime) -> datetime | None:
+    """The earliest moment the scheduler has work: a journey's wake time or a retry."""
+    with runtime.session() as session:
+        candidates = [
+            campaigns.next_wake(session),
+            delivery.next_retry(session),
+        ]
+    found = [t for t in candidates if t is not None]
+    return min(found) if found else None
 
 
 def tick(runtime: Runtime) -> dict[str, int]:
