@@ -19,7 +19,7 @@ from lifecycle.campaigns.loader import load_directory
 from lifecycle.config import Settings
 from lifecycle.db import make_engine
 from lifecycle.delivery.providers.outbox import RecordingProvider
-from lifecycle.workers.runtime import Runtime, build_runtime
+from lifecycle.runtime import Runtime, build_runtime
 from tests.services import ensure_postgres, ensure_redis
 from tests.support import ADMIN_KEY, WRITE_KEY, InlineJobs
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from lifecycle import clock, jobs
 from lifecycle.workers import tasks
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"

@@ -15,7 +15,7 @@ from lifecycle.api.app import create_app
 from lifecycle.delivery.models import Message
 from lifecycle.delivery.providers.outbox import RecordingProvider
 from lifecycle.profiles.service import find_profile
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 from tests.conftest import CASES, publish_directory
 from tests.support import ADMIN_AUTH, WRITE_AUTH, InlineJobs, at
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from lifecycle import __version__
 from lifecycle.api import errors, ingest, read
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -21,7 +21,7 @@ from lifecycle.timeline.service import timeline
 from lifecycle.workers.broker import bind
 from lifecycle.workers.processes import prepare
 from lifecycle.workers.replay import replay
-from lifecycle.workers.runtime import build_runtime
+from lifecycle.runtime import build_runtime
 
 
 def run_demo(settings: Settings, events: Path | None, *, batch_size: int, console: Console) -> int:

@@ -90,7 +90,7 @@ def _serve_api(runtime, host: str, port: int) -> None:  # type: ignore[no-untype
 def serve(host: str = "127.0.0.1", port: int = 8000, database_url: DbOption = None) -> None:
     """Everything in one process: API, in-process worker and scheduler (embedded default)."""
     from lifecycle.workers.processes import prepare, start_embedded
-    from lifecycle.workers.runtime import build_runtime
+    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     _exit_on_problems(prepare(runtime)[1])
@@ -106,7 +106,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: DbOption = No
 def api(host: str = "0.0.0.0", port: int = 8000, database_url: DbOption = None) -> None:
     """The HTTP API only (production: jobs go to Redis, workers run elsewhere)."""
     from lifecycle.workers.broker import bind
-    from lifecycle.workers.runtime import build_runtime
+    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     bind(runtime)
@@ -118,7 +118,7 @@ def worker(database_url: DbOption = None, threads: int | None = None) -> None:
     """A dramatiq worker consuming the configured broker."""
     from lifecycle.workers.broker import bind
     from lifecycle.workers.processes import run_until_signal
-    from lifecycle.workers.runtime import build_runtime
+    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     bound = bind(runtime)
@@ -132,7 +132,7 @@ def scheduler(database_url: DbOption = None) -> None:
     """The scheduler: publishes campaigns, then wakes due journeys and retries on a tick."""
     from lifecycle.workers.broker import bind
     from lifecycle.workers.processes import prepare, run_until_signal, start_scheduler
-    from lifecycle.workers.runtime import build_runtime
+    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     _exit_on_problems(prepare(runtime)[1])
@@ -150,7 +150,7 @@ def stuck(database_url: DbOption = None, grace_minutes: float = 30.0) -> None:
 
     from lifecycle import clock
     from lifecycle.campaigns.service import stuck_journeys
-    from lifecycle.workers.runtime import build_runtime
+    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     with runtime.session() as session:

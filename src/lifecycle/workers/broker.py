@@ -24,7 +24,7 @@ from dramatiq.middleware import (
 
 from lifecycle import jobs
 from lifecycle.workers import tasks
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 QUEUES = {"events.evaluate": "events", "delivery.send": "delivery", "journeys.resume": "journeys"}
 

@@ -13,7 +13,7 @@ from lifecycle.campaigns import service as campaigns
 from lifecycle.campaigns.loader import Problem, load_directory
 from lifecycle.workers import tasks
 from lifecycle.workers.broker import Bound, bind
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 
 def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> tuple[list[str], list[Problem]]:

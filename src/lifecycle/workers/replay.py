@@ -19,7 +19,7 @@ from lifecycle.events.service import IngestOptions, ingest
 from lifecycle.replay.rees46 import Row
 from lifecycle.workers import tasks
 from lifecycle.workers.broker import Bound
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 
 @dataclass

@@ -12,7 +12,7 @@ from lifecycle import clock, jobs
 from lifecycle.campaigns import service as campaigns
 from lifecycle.delivery import service as delivery
 from lifecycle.events import service as events
-from lifecycle.workers.runtime import Runtime
+from lifecycle.runtime import Runtime
 
 
 def evaluate_events(runtime: Runtime, event_ids: list[int]) -> int:
