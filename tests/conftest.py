@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     ensure_redis()
 
 
-def test_settings(database_url: str, **overrides: object) -> Settings:
+def settings_for(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "test",
         "database_url": database_url,
@@ -113,7 +113,7 @@ def runtime(
     pg_url: str, pg_engine: Engine, connection: Connection, recorder: RecordingProvider
 ) -> Runtime:
     """A runtime on the test database whose every session joins the test's transaction."""
-    return make_runtime(test_settings(pg_url), pg_engine, recorder, connection)
+    return make_runtime(settings_for(pg_url), pg_engine, recorder, connection)
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def sqlite_runtime(tmp_path: Path, recorder: RecordingProvider) -> Iterator[Runt
     engine = make_engine(url)
     migrate.upgrade(engine)
     runtime = build_runtime(
-        test_settings(url, outbox_path=str(tmp_path / "outbox.jsonl")),
+        settings_for(url, outbox_path=str(tmp_path / "outbox.jsonl")),
         engine=engine,
         providers={"email": recorder, "sms": recorder, "push": recorder},
     )

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecycle import clock, jobs
-from lifecycle.workers import tasks
 from lifecycle.runtime import Runtime
+from lifecycle.workers import tasks
 
 WRITE_KEY = "test-write-key"
 ADMIN_KEY = "test-admin-key"

@@ -17,11 +17,11 @@ from lifecycle.errors import Invalid
 from lifecycle.events.models import Event
 from lifecycle.profiles.models import Profile
 from lifecycle.replay import rees46
+from lifecycle.runtime import build_runtime
 from lifecycle.timeline.service import timeline
 from lifecycle.workers.broker import bind
 from lifecycle.workers.processes import prepare
 from lifecycle.workers.replay import replay
-from lifecycle.runtime import build_runtime
 
 
 def run_demo(settings: Settings, events: Path | None, *, batch_size: int, console: Console) -> int:
@@ -44,13 +44,22 @@ def run_demo(settings: Settings, events: Path | None, *, batch_size: int, consol
             console.print(f"events: {events}")
         try:
             with events.open(encoding="utf-8", newline="") as handle:
-                rows = list(rees46.read(handle))
+                parsed = list(rees46.read(handle))
         except (OSError, UnicodeDecodeError) as err:
             console.print(f"[red]cannot read {events}: {err}[/red]")
             return 1
         except Invalid as err:
             console.print(f"[red]{events}: {err.field}: {err.message}[/red]")
             return 1
+    rows = [r for r in parsed if isinstance(r, rees46.Row)]
+    bad = [r for r in parsed if isinstance(r, rees46.Rejected)]
+    for rejected in bad[:20]:
+        console.print(f"[yellow]{events}: line {rejected.line}: {rejected.reason}[/yellow]")
+    if bad:
+        console.print(f"[yellow]{len(bad)} row(s) rejected, {len(rows)} replayed[/yellow]")
+    if not rows:
+        console.print(f"[red]{events}: no usable rows[/red]")
+        return 1
     bound = bind(runtime)
     bound.start_worker(runtime.settings.worker_threads)
     try:

@@ -89,8 +89,8 @@ def _serve_api(runtime, host: str, port: int) -> None:  # type: ignore[no-untype
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, database_url: DbOption = None) -> None:
     """Everything in one process: API, in-process worker and scheduler (embedded default)."""
-    from lifecycle.workers.processes import prepare, start_embedded
     from lifecycle.runtime import build_runtime
+    from lifecycle.workers.processes import prepare, start_embedded
 
     runtime = build_runtime(_settings(database_url))
     _exit_on_problems(prepare(runtime)[1])
@@ -105,8 +105,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: DbOption = No
 @app.command()
 def api(host: str = "0.0.0.0", port: int = 8000, database_url: DbOption = None) -> None:
     """The HTTP API only (production: jobs go to Redis, workers run elsewhere)."""
-    from lifecycle.workers.broker import bind
     from lifecycle.runtime import build_runtime
+    from lifecycle.workers.broker import bind
 
     runtime = build_runtime(_settings(database_url))
     bind(runtime)
@@ -116,9 +116,9 @@ def api(host: str = "0.0.0.0", port: int = 8000, database_url: DbOption = None) 
 @app.command()
 def worker(database_url: DbOption = None, threads: int | None = None) -> None:
     """A dramatiq worker consuming the configured broker."""
+    from lifecycle.runtime import build_runtime
     from lifecycle.workers.broker import bind
     from lifecycle.workers.processes import run_until_signal
-    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     bound = bind(runtime)
@@ -130,9 +130,9 @@ def worker(database_url: DbOption = None, threads: int | None = None) -> None:
 @app.command()
 def scheduler(database_url: DbOption = None) -> None:
     """The scheduler: publishes campaigns, then wakes due journeys and retries on a tick."""
+    from lifecycle.runtime import build_runtime
     from lifecycle.workers.broker import bind
     from lifecycle.workers.processes import prepare, run_until_signal, start_scheduler
-    from lifecycle.runtime import build_runtime
 
     runtime = build_runtime(_settings(database_url))
     _exit_on_problems(prepare(runtime)[1])

@@ -115,8 +115,16 @@ def to_calls(record: dict[str, str], line: int, raw: str, new_user: bool) -> Row
     return Row(line=line, at=at, calls=calls)
 
 
-def read(handle: TextIO) -> Iterator[Row]:
-    """Rows of a REES46 file in file order; a malformed row raises with its line number."""
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+    text: str
+
+
+def read(handle: TextIO) -> Iterator[Row | Rejected]:
+    """Rows of a REES46 file in file order. A malformed row is yielded as
+    :class:`Rejected` with its line number and reason; a wrong header raises."""
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None or [h.strip().lstrip("\ufeff") for h in header] != COLUMNS:
@@ -126,13 +134,17 @@ def read(handle: TextIO) -> Iterator[Row]:
         line = reader.line_num
         if not values:
             continue
+        text = ",".join(values)
         if len(values) != len(COLUMNS):
-            raise Invalid(
-                f"expected {len(COLUMNS)} columns, found {len(values)}", field=f"line {line}"
-            )
+            yield Rejected(line, f"expected {len(COLUMNS)} columns, found {len(values)}", text)
+            continue
         record = dict(zip(COLUMNS, values, strict=True))
         user = record["user_id"].strip()
-        row = to_calls(record, line, ",".join(values), user not in seen)
+        try:
+            row = to_calls(record, line, text, user not in seen)
+        except Invalid as err:
+            yield Rejected(line, err.message, text)
+            continue
         seen.add(user)
         yield row
 
@@ -150,7 +162,7 @@ def generate(path: Path, *, users: int = 600, events: int = 4000, seed: int = 46
         "",
     ]
     user_ids = [str(500_000_000 + rng.randrange(10_000_000)) for _ in range(users)]
-    carts: dict[str, tuple[str, str, str, float]] = {}
+    carts: dict[str, tuple[str, str, str, float, str]] = {}
     rows = []
     for i in range(events):
         at = start + timedelta(seconds=i * 30 * 60 // events)
@@ -158,16 +170,17 @@ def generate(path: Path, *, users: int = 600, events: int = 4000, seed: int = 46
         session = hashlib.md5(f"{seed}-{user}".encode()).hexdigest()
         roll = rng.random()
         if user in carts and roll < 0.35:
-            product, category_id, category, price = carts.pop(user)
+            product, category_id, category, price, brand = carts.pop(user)
             kind = "purchase"
         else:
             product = str(rng.randrange(1_000_000, 60_000_000))
             category_id = str(2_053_013_552_000_000_000 + rng.randrange(10**9))
             category = rng.choice(categories)
             price = round(rng.uniform(5, 900), 2)
+            brand = rng.choice(brands)
             kind = "cart" if roll > 0.85 else "view"
             if kind == "cart":
-                carts[user] = (product, category_id, category, price)
+                carts[user] = (product, category_id, category, price, brand)
         rows.append(
             [
                 at.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -175,7 +188,7 @@ def generate(path: Path, *, users: int = 600, events: int = 4000, seed: int = 46
                 product,
                 category_id,
                 category,
-                rng.choice(brands),
+                brand,
                 f"{price:.2f}",
                 user,
                 f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}",

@@ -23,8 +23,8 @@ from dramatiq.middleware import (
 )
 
 from lifecycle import jobs
-from lifecycle.workers import tasks
 from lifecycle.runtime import Runtime
+from lifecycle.workers import tasks
 
 QUEUES = {"events.evaluate": "events", "delivery.send": "delivery", "journeys.resume": "journeys"}
 

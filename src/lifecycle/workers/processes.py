@@ -11,9 +11,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from lifecycle import migrate
 from lifecycle.campaigns import service as campaigns
 from lifecycle.campaigns.loader import Problem, load_directory
+from lifecycle.runtime import Runtime
 from lifecycle.workers import tasks
 from lifecycle.workers.broker import Bound, bind
-from lifecycle.runtime import Runtime
 
 
 def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> tuple[list[str], list[Problem]]:

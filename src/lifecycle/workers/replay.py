@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from lifecycle import clock
 from lifecycle.events.service import IngestOptions, ingest
 from lifecycle.replay.rees46 import Row
+from lifecycle.runtime import Runtime
 from lifecycle.workers import tasks
 from lifecycle.workers.broker import Bound
-from lifecycle.runtime import Runtime
 
 
 @dataclass
