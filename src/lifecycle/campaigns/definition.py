@@ -123,7 +123,8 @@ class Step(Strict):
         actions = [k for k in STEP_KINDS if getattr(self, k)]
         if len(actions) != 1:
             raise ValueError(
-                "a step needs exactly one of " + ", ".join(STEP_KINDS)
+                "a step needs exactly one of "
+                + ", ".join(STEP_KINDS)
                 + (f" (found {', '.join(actions)})" if actions else "")
             )
         if (self.on_event or self.on_timeout) and not self.wait_for:

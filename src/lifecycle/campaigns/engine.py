@@ -102,6 +102,7 @@ def advance(
             return actions
 
     steps = definition.steps
+    anchor_before = state.anchor_at
     for _ in range(max_steps):
         if state.step_index >= len(steps):
             _end(state, "completed", None, actions, None)
@@ -115,6 +116,13 @@ def advance(
         if state.status != "active" or state.waiting_on == "message":
             return actions
     actions.append(Log("halted", None, f"more than {max_steps} steps in one run"))
+    if state.waiting_on is None:
+        # Nothing would ever wake this journey again: it must not stay parked.
+        if state.anchor_at == anchor_before:
+            # No time passed in all those steps: they loop back with no wait between them.
+            _end(state, "exited", "halted", actions, None)
+        else:
+            state.wake_at = now  # catching up on many waits that fell due: go on next run
     return actions
 
 
