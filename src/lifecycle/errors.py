@@ -26,3 +26,7 @@ class Conflict(LifecycleError):
 
 class Invalid(LifecycleError):
     pass
+
+
+class TooLarge(Invalid):
+    pass

@@ -31,7 +31,7 @@ def client(runtime) -> TestClient:
 
 def _runtime_with(pg_url, pg_engine, recorder, connection, **overrides):
     """A runtime like the ``runtime`` fixture, with settings overridden."""
-    settings = conftest.test_settings(pg_url, **overrides)
+    settings = conftest.settings_for(pg_url, **overrides)
     return conftest.make_runtime(settings, pg_engine, recorder, connection)
 
 
@@ -576,3 +576,99 @@ def test_the_max_age_is_configurable(pg_url, pg_engine, recorder, connection, db
     runner.drain()
     assert len(_journeys(db, young)) == 1
     assert _journeys(db, aged) == []
+
+
+# --- values the database cannot store are refused per item, never a 500 -----------------------
+
+
+def _raw_item(fields: str) -> str:
+    return '{"type": "track", "userId": "u-raw", "event": "Raw", ' + fields + "}"
+
+
+UNSTORABLE = [
+    ('"properties": {"a": {"b": "x\\u0000y"}}', "properties.a.b"),
+    ('"properties": {"list": ["ok", "bad\\u0000"]}', "properties.list[1]"),
+    ('"properties": {"k\\u0000": 1}', "properties"),
+    ('"context": {"page": {"title": "\\u0000"}}', "context.page.title"),
+    ('"messageId": "m\\u0000"', "messageId"),
+    ('"anonymousId": "a\\u0000b"', "anonymousId"),
+    ('"properties": {"n": NaN}', "properties.n"),
+    ('"properties": {"n": -Infinity}', "properties.n"),
+    ('"properties": {"n": 1e400}', "properties.n"),
+    ('"timestamp": "9999-12-31T23:59:59-05:00"', "timestamp"),
+    ('"timestamp": "0001-01-01T00:00:00+05:00"', "timestamp"),
+]
+
+
+@pytest.mark.parametrize(("fields", "field"), UNSTORABLE)
+def test_an_unstorable_value_rejects_only_its_item(client, db, fields, field):
+    good = {"type": "track", "userId": "u-raw", "event": "Fine", "messageId": "raw-good"}
+    body = '{"batch": [' + json.dumps(good) + ", " + _raw_item(fields) + "]}"
+    response = client.post(
+        "/v1/batch", content=body, headers={**WRITE_AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results[0]["status"] == "accepted"
+    assert results[1]["status"] == "rejected"
+    assert results[1]["field"] == f"batch[1].{field}"
+    assert len(_events(db, "raw-good")) == 1
+
+    single = client.post(
+        "/v1/track",
+        content=_raw_item(fields),
+        headers={**WRITE_AUTH, "Content-Type": "application/json"},
+    )
+    assert single.status_code == 400, single.text
+    assert single.json()["field"] == field
+
+
+def test_a_nul_in_user_id_or_traits_is_refused_naming_the_field(client, db):
+    for kind, fields, field in (
+        ("identify", '"userId": "u\\u0000"', "userId"),
+        ("identify", '"userId": "u-t", "traits": {"name": "A\\u0000"}', "traits.name"),
+        ("track", '"userId": "u-t", "event": "E\\u0000"', "event"),
+    ):
+        response = client.post(
+            f"/v1/{kind}",
+            content="{" + fields + "}",
+            headers={**WRITE_AUTH, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == field
+    assert _profile_of(db, "id", "u-t") is None
+
+
+def test_json_nested_too_deeply_is_a_400_naming_the_body(client):
+    depth = 50_000
+    body = '{"userId": "deep", "event": "X", "properties": {"a": ' + "[" * depth + "]" * depth
+    response = client.post(
+        "/v1/track",
+        content=body + "}}",
+        headers={**WRITE_AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "body"
+
+
+def test_a_trait_name_too_long_to_store_rejects_only_its_item(client, db):
+    items = [
+        {"type": "identify", "userId": "u-long", "traits": {"k" * 256: 1}, "messageId": "lt-1"},
+        {"type": "identify", "userId": "u-long", "traits": {"k" * 255: 1}, "messageId": "lt-2"},
+    ]
+    answer = client.post("/v1/batch", json={"batch": items}, headers=WRITE_AUTH).json()
+    assert [r["status"] for r in answer["results"]] == ["rejected", "accepted"]
+    assert answer["results"][0]["field"] == "batch[0].traits"
+    assert db.get(Profile, _profile_of(db, "id", "u-long")).attributes == {"k" * 255: 1}
+
+
+def test_a_retried_identify_changes_no_traits(client, db):
+    body = {"userId": "u-retry", "traits": {"plan": "free"}, "messageId": "ir-1"}
+    first = client.post("/v1/identify", json=body, headers=WRITE_AUTH).json()
+    retry = {**body, "traits": {"plan": "pro", "email": "retry@example.com"}}
+    second = client.post("/v1/identify", json=retry, headers=WRITE_AUTH).json()
+    assert (first["status"], second["status"]) == ("accepted", "duplicate")
+    pid = first["profile_id"]
+    assert db.get(Profile, pid).attributes == {"plan": "free"}
+    assert _profile_of(db, "email", "retry@example.com") is None
+    assert len(_events(db, "ir-1")) == 1

@@ -336,8 +336,9 @@ def test_timeline_shows_journeys_and_messages_with_status_history(runtime, inlin
     assert keys == sorted(keys, reverse=True)
     story = [(i["kind"], i.get("campaign") or i.get("name") or i.get("attribute")) for i in items]
     assert story == [
-        ("journey_entered", "post_purchase"),
+        # same instant: ranked journey left > journey entered > event, newest first
         ("journey_left", "abandoned_cart"),
+        ("journey_entered", "post_purchase"),
         ("event", "Order Completed"),
         ("message", "abandoned_cart"),
         ("journey_entered", "abandoned_cart"),
@@ -362,7 +363,10 @@ def test_timeline_shows_journeys_and_messages_with_status_history(runtime, inlin
     )
     history = shown["status_history"]
     assert [h["status"] for h in history] == ["queued", "sending", "sent"]
-    assert all(at(h["at"]) == at("2026-03-10T13:00:30Z") for h in history)
+    times = [at(h["at"]) for h in history]
+    assert times == sorted(times)
+    assert at("2026-03-10T13:00:00Z") <= times[0] and times[-1] <= at("2026-03-10T13:00:30Z")
+    assert at(shown["at"]) == message.created_at and times[-1] == message.sent_at
     assert shown["attempts"] == 1 and shown["error"] is None
 
     journeys = {j.id for j in db.scalars(select(Journey).where(Journey.profile_id == pid))}
@@ -376,3 +380,46 @@ def test_timeline_shows_journeys_and_messages_with_status_history(runtime, inlin
         )
         == "msg@example.com"
     )
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999", "9223372036854775808", "9" * 5000])
+def test_an_internal_id_beyond_any_row_is_404_not_an_error(client, ref):
+    response = client.get(f"/v1/profiles/{ref}", headers=ADMIN_AUTH)
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize("ref", ["²", "٣"])
+def test_non_ascii_digits_are_not_an_internal_id(client, ref):
+    response = client.get(f"/v1/profiles/{_ref(ref)}", headers=ADMIN_AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "ref"
+
+
+def _cursor(raw: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ["2026-03-10T10:00:00.123456", 3, 1],  # no offset
+        ["2026-03-10T10:00:00+00:00", 3, 10**20],
+        ["2026-03-10T10:00:00+00:00", 10**20, 1],
+        [None, 3, 1],
+    ],
+)
+def test_a_forged_cursor_is_400_or_read_as_utc_never_a_500(client, raw):
+    pid = _busy_profile(client)
+    response = client.get(
+        f"/v1/profiles/{pid}/timeline", params={"cursor": _cursor(raw)}, headers=ADMIN_AUTH
+    )
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["field"] == "cursor"
+    else:  # a cursor without an offset is read as UTC, like timestamps sent without one
+        items = response.json()["items"]
+        start = (at("2026-03-10T10:00:00.123456Z"), 3, 1)
+        assert items and all(_key(i) < start for i in items)

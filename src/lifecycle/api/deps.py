@@ -26,7 +26,9 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 200 means stored (FastAPI's
+# default "request" scope would commit only after the client already has its answer).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _matches(candidate: str, keys: list[str]) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lifecycle.errors import Conflict, Invalid, LifecycleError, NotFound
+from lifecycle.errors import Conflict, Invalid, LifecycleError, NotFound, TooLarge
 
-STATUS = {NotFound: 404, Conflict: 409, Invalid: 400}
+# Most specific first: TooLarge is an Invalid.
+STATUS = {NotFound: 404, Conflict: 409, TooLarge: 413, Invalid: 400}
 
 
 def install(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,23 +12,39 @@ from fastapi.responses import JSONResponse
 
 from lifecycle import clock
 from lifecycle.api.deps import RuntimeDep, SessionDep, WriteKey
-from lifecycle.errors import Invalid
+from lifecycle.errors import Invalid, TooLarge
 from lifecycle.events.service import ingest
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
 
 async def _json_body(request: Request, max_bytes: int) -> Any:
+    """The body as JSON, read at most ``max_bytes`` (after gunzip, as SDKs may send it)."""
+    too_large = TooLarge(f"the body is larger than {max_bytes} bytes", field="body")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise Invalid(f"the body is larger than {max_bytes} bytes", field="body")
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise Invalid(f"the body is larger than {max_bytes} bytes", field="body")
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            inflater = zlib.decompressobj(wbits=31)
+            raw = inflater.decompress(raw, max_bytes + 1)
+        except zlib.error as err:
+            raise Invalid(f"the body is not valid gzip ({err})", field="body") from None
+        if len(raw) > max_bytes or inflater.unconsumed_tail:
+            raise too_large
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise Invalid(f"the body is not valid JSON ({err})", field="body") from None
+    except RecursionError:
+        raise Invalid("the body is nested too deeply", field="body") from None
 
 
 def _single(call_type: str):  # type: ignore[no-untyped-def]
@@ -66,7 +83,7 @@ async def batch(
         raise Invalid("a batch body is an object with a 'batch' list", field="batch")
     items = body["batch"]
     if len(items) > runtime.settings.max_batch_items:
-        raise Invalid(
+        raise TooLarge(
             f"at most {runtime.settings.max_batch_items} items per batch (got {len(items)})",
             field="batch",
         )

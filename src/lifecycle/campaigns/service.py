@@ -324,7 +324,9 @@ def evaluate_events(
             )
             for journey in journeys:
                 run_journey(session, journey, now=now, settle_window=settle_window)
-        if not event.backfill and event.occurred_at >= now - max_age:
+        # Age is judged at arrival, so an evaluation delayed by a queue outage does not
+        # turn a fresh event into history.
+        if not event.backfill and event.occurred_at >= event.received_at - max_age:
             for item in live:
                 trigger = item.definition.trigger
                 if trigger.event != event.name or not properties_match(

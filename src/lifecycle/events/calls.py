@@ -7,6 +7,7 @@ call is still stored.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +46,50 @@ def parse_time(value: Any, where: str) -> datetime:
         raise Invalid("must be an ISO 8601 date-time string", field=where)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable instant
+        raise Invalid(f"{value!r} is out of range", field=where) from None
+
+
+# The parts of a call that are stored (as text or JSON), so must be storable.
+STORED = (
+    "userId",
+    "anonymousId",
+    "previousId",
+    "messageId",
+    "event",
+    "name",
+    "traits",
+    "properties",
+    "context",
+)
+
+
+def _unstorable(value: Any, where: str) -> tuple[str, str] | None:
+    """The first value the database cannot store (a NUL character, a non-finite number).
+
+    Iterative, so deeply nested JSON cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path, "contains a NUL character (\\u0000), which cannot be stored"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return path, f"{item} is not a finite number"
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return path, "a key contains a NUL character (\\u0000), which cannot be stored"
+                children.append((child, f"{path}.{key}"))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(child, f"{path}[{i}]") for i, child in enumerate(item)]))
+    return None
 
 
 def _object(raw: dict[str, Any], key: str) -> dict[str, Any]:
@@ -80,6 +124,10 @@ def parse_call(
     kind = call_type or raw.get("type")
     if kind not in TYPES:
         raise Invalid(f"type {kind!r} is not one of {', '.join(TYPES)}", field="type")
+    for key in STORED:
+        bad = _unstorable(raw.get(key), key)
+        if bad is not None:
+            raise Invalid(bad[1], field=bad[0])
 
     user_id = _text(raw, "userId")
     anonymous_id = _text(raw, "anonymousId")
@@ -95,6 +143,13 @@ def parse_call(
     backfill = raw.get("backfill", False)
     if not isinstance(backfill, bool):
         raise Invalid("must be true or false", field="backfill")
+
+    if kind == "identify":
+        for key in traits:
+            if len(key) > 255:  # attribute names are stored as VARCHAR(255)
+                raise Invalid(
+                    f"trait name {key[:40]!r}... is longer than 255 characters", field="traits"
+                )
 
     name: str | None = None
     if kind == "track":

@@ -22,12 +22,13 @@ def find_profile(session: Session, ref: str, *, default_region: str = "US") -> P
     kind, sep, raw = ref.partition(":")
     profile: Profile | None
     if not sep:
-        if not ref.isdigit():
+        if not (ref.isascii() and ref.isdigit()):  # "²".isdigit() is true, int("²") fails
             raise Invalid(
                 f"profile reference {ref!r}: use an internal id or id:, email:, phone:, anon:",
                 field="ref",
             )
-        profile = session.get(Profile, int(ref))
+        # ids are BIGINT: a larger number names no row (and must not reach the database)
+        profile = session.get(Profile, int(ref)) if len(ref) < 20 and int(ref) < 2**63 else None
     else:
         if kind not in REF_KINDS:
             raise Invalid(f"profile reference kind {kind!r} is unknown", field="ref")

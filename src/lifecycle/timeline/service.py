@@ -84,7 +84,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         ts, rank, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(ts), int(rank), int(row_id)
+        moment, rank, row_id = as_utc(datetime.fromisoformat(ts)), int(rank), int(row_id)
+        if not (abs(rank) < 2**31 and abs(row_id) < 2**63):  # beyond INTEGER / BIGINT
+            raise ValueError("out of range")
+        return moment, rank, row_id
     except (ValueError, TypeError) as err:
         raise Invalid("not a cursor this API gave out", field="cursor") from err
 

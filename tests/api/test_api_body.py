@@ -1,0 +1,46 @@
+"""Bodies as SDKs send them: gzip-compressed, and over the limits (413, naming the body)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from lifecycle.api.app import create_app
+from lifecycle.events.models import Event
+from tests.support import WRITE_AUTH
+
+
+def test_gzip_batch_is_read_like_a_plain_one(runtime, db):
+    client = TestClient(create_app(runtime))
+    body = {"batch": [{"type": "track", "userId": "gz", "event": "Zipped", "messageId": "gz-1"}]}
+    response = client.post(
+        "/v1/batch",
+        content=gzip.compress(json.dumps(body).encode()),
+        headers={**WRITE_AUTH, "content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.text
+    assert db.scalar(select(Event.name).where(Event.dedupe_key == "api:gz-1")) == "Zipped"
+
+
+def test_gzip_bomb_and_broken_gzip_are_refused(runtime):
+    client = TestClient(create_app(runtime))
+    headers = {**WRITE_AUTH, "content-type": "application/json", "content-encoding": "gzip"}
+    bomb = gzip.compress(b" " * (runtime.settings.max_body_bytes + 10))
+    response = client.post("/v1/batch", content=bomb, headers=headers)
+    assert response.status_code == 413 and response.json()["field"] == "body"
+    response = client.post("/v1/batch", content=b"not gzip", headers=headers)
+    assert response.status_code == 400 and "gzip" in response.json()["error"]
+
+
+def test_too_large_body_and_batch_are_413(runtime):
+    runtime.settings.max_body_bytes = 1000
+    runtime.settings.max_batch_items = 2
+    client = TestClient(create_app(runtime))
+    big = {"userId": "x", "event": "E", "properties": {"pad": "x" * 2000}}
+    assert client.post("/v1/track", json=big, headers=WRITE_AUTH).status_code == 413
+    items = [{"type": "track", "userId": "x", "event": "E"}] * 3
+    response = client.post("/v1/batch", json={"batch": items}, headers=WRITE_AUTH)
+    assert response.status_code == 413 and response.json()["field"] == "batch"
