@@ -7,6 +7,7 @@ call is still stored.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -92,6 +93,23 @@ def _unstorable(value: Any, where: str) -> tuple[str, str] | None:
     return None
 
 
+def _check_storable(raw: dict[str, Any]) -> None:
+    """Reject a NUL character or a non-finite number, naming where it is.
+
+    One serialisation answers for the common, clean call; only a suspect call is walked.
+    """
+    stored = [raw.get(key) for key in STORED]
+    try:
+        if "\\u0000" not in json.dumps(stored, allow_nan=False):
+            return
+    except ValueError:
+        pass
+    for key, value in zip(STORED, stored, strict=True):
+        bad = _unstorable(value, key)
+        if bad is not None:
+            raise Invalid(bad[1], field=bad[0])
+
+
 def _object(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key)
     if value is None:
@@ -124,10 +142,7 @@ def parse_call(
     kind = call_type or raw.get("type")
     if kind not in TYPES:
         raise Invalid(f"type {kind!r} is not one of {', '.join(TYPES)}", field="type")
-    for key in STORED:
-        bad = _unstorable(raw.get(key), key)
-        if bad is not None:
-            raise Invalid(bad[1], field=bad[0])
+    _check_storable(raw)
 
     user_id = _text(raw, "userId")
     anonymous_id = _text(raw, "anonymousId")

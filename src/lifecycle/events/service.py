@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecycle import jobs
-from lifecycle.db import is_postgres
 from lifecycle.errors import Invalid
+from lifecycle.events import repository
 from lifecycle.events.calls import Call, parse_call
-from lifecycle.events.models import Event
 from lifecycle.profiles.resolution import resolve_many
 from lifecycle.profiles.traits import TraitUpdate, apply_traits
 
@@ -56,14 +54,6 @@ class ItemResult:
         return out
 
 
-def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 def ingest(
     session: Session,
     items: list[Any],
@@ -96,16 +86,7 @@ def ingest(
         calls[i] = call
 
     keys = {i: f"{options.source}:{c.message_id}" for i, c in calls.items()}
-    existing: dict[str, int] = {}
-    key_list = sorted(set(keys.values()))
-    for start in range(0, len(key_list), 1000):
-        rows = session.execute(
-            select(Event.dedupe_key, Event.id).where(
-                Event.dedupe_key.in_(key_list[start : start + 1000])
-            )
-        )
-        for key, event_id in rows:
-            existing[key] = event_id
+    existing = repository.existing(session, sorted(set(keys.values())))
     first_seen: set[str] = set()
     for i in list(calls):
         key = keys[i]
@@ -155,15 +136,7 @@ def ingest(
         }
         for i in order
     ]
-    insert = _dialect_insert(session)
-    inserted: dict[str, int] = {}
-    for start in range(0, len(rows), 1000):
-        stmt = (
-            insert(Event)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(Event.dedupe_key, Event.id)
-        )
-        inserted.update(dict(session.execute(stmt, rows[start : start + 1000]).all()))
+    inserted = repository.insert_new(session, rows)
     to_evaluate: list[int] = []
     for i in order:
         event_id = inserted.get(keys[i])
@@ -182,11 +155,4 @@ def unevaluated(
     session: Session, *, now: datetime, older_than: timedelta, limit: int = 5000
 ) -> list[int]:
     """Track events whose evaluation job was lost (queue down, crash): the sweep re-queues them."""
-    return list(
-        session.scalars(
-            select(Event.id)
-            .where(Event.evaluated_at.is_(None), Event.received_at <= now - older_than)
-            .order_by(Event.id)
-            .limit(limit)
-        )
-    )
+    return repository.unevaluated(session, now=now, older_than=older_than, limit=limit)

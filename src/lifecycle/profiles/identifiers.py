@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -61,16 +62,10 @@ def is_junk(raw: str, extra_junk: frozenset[str] = frozenset()) -> bool:
     return folded in JUNK_VALUES or folded in extra_junk or bool(_ALL_ZERO.match(folded))
 
 
-def normalize(
-    kind: str,
-    raw: object,
-    *,
-    default_region: str = "US",
-    extra_junk: frozenset[str] = frozenset(),
+@lru_cache(maxsize=65536)
+def _normalize_text(
+    kind: str, text: str, default_region: str, extra_junk: frozenset[str]
 ) -> Identifier:
-    if raw is None or isinstance(raw, bool | dict | list | float):
-        raise NotAnIdentifier(f"{kind}: {raw!r} is not a usable value")
-    text = str(raw)
     if is_junk(text, extra_junk):
         raise NotAnIdentifier(f"{kind}: {text!r} is a placeholder, not an identifier")
     if kind == "email":
@@ -82,6 +77,19 @@ def normalize(
             raise NotAnIdentifier(f"{kind}: longer than 512 characters")
         return Identifier(kind, text, text)
     raise NotAnIdentifier(f"unknown identifier kind {kind!r}")
+
+
+def normalize(
+    kind: str,
+    raw: object,
+    *,
+    default_region: str = "US",
+    extra_junk: frozenset[str] = frozenset(),
+) -> Identifier:
+    if raw is None or isinstance(raw, bool | dict | list | float):
+        raise NotAnIdentifier(f"{kind}: {raw!r} is not a usable value")
+    # Cached: the same people write again and again; validation is the costly part.
+    return _normalize_text(kind, str(raw), default_region, extra_junk)
 
 
 def normalize_email(raw: str) -> str:

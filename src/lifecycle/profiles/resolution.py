@@ -11,20 +11,16 @@ Every way in (API, webhooks, CSV, replay) resolves identity through
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from lifecycle.db import is_postgres
+from lifecycle.profiles import repository
 from lifecycle.profiles.identifiers import Identifier
 from lifecycle.profiles.merge import merge_profiles
-from lifecycle.profiles.models import Identity, Profile
 
 LIMITS = {"id": 1, "email": 5, "phone": 3}
-CHUNK = 1000
 
 
 @dataclass
@@ -52,53 +48,6 @@ def can_auto_merge(other_idents: set[tuple[str, str]], request_keys: set[tuple[s
     return not (request_emails and other_emails - request_emails)
 
 
-def _chunks(items: list, size: int = CHUNK):  # type: ignore[no-untyped-def]
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _owners(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    owners: dict[tuple[str, str], int] = {}
-    for part in _chunks(keys):
-        rows = session.execute(
-            select(Identity.kind, Identity.value, Identity.profile_id).where(
-                tuple_(Identity.kind, Identity.value).in_(part)
-            )
-        )
-        owners.update({(k, v): pid for k, v, pid in rows})
-    return owners
-
-
-def _identities_of(session: Session, profile_ids: set[int]) -> dict[int, set[tuple[str, str]]]:
-    result: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    for part in _chunks(sorted(profile_ids)):
-        rows = session.execute(
-            select(Identity.profile_id, Identity.kind, Identity.value).where(
-                Identity.profile_id.in_(part)
-            )
-        )
-        for pid, kind, value in rows:
-            result[pid].add((kind, value))
-    return result
-
-
-def _insert_ignoring_conflicts(session: Session, rows: list[dict]) -> set[tuple[str, str]]:
-    """Insert identities; return the keys actually inserted (others were taken meanwhile)."""
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    inserted: set[tuple[str, str]] = set()
-    for part in _chunks(rows):
-        stmt = (
-            dialect_insert(Identity)
-            .on_conflict_do_nothing(index_elements=["kind", "value"])
-            .returning(Identity.kind, Identity.value)
-        )
-        inserted.update((k, v) for k, v in session.execute(stmt, part))
-    return inserted
-
-
 def resolve_many(
     session: Session,
     requests: list[list[Identifier]],
@@ -109,8 +58,8 @@ def resolve_many(
 ) -> list[Resolution]:
     """Resolve each request's identifiers to one profile, creating and linking as needed."""
     all_keys = sorted({ident.key for req in requests for ident in req})
-    owner = _owners(session, all_keys)
-    idents = _identities_of(session, set(owner.values()))
+    owner = repository.owners(session, all_keys)
+    idents = repository.identities_of(session, set(owner.values()))
 
     results: list[Resolution] = []
     new_rows: dict[tuple[str, str], dict] = {}
@@ -164,25 +113,17 @@ def resolve_many(
         results.append(res)
 
     temp_ids = sorted({r.profile_id for r in results if r.profile_id < 0}, reverse=True)
-    real: dict[int, int] = {}
-    if temp_ids:
-        created = session.execute(
-            insert(Profile).returning(Profile.id, sort_by_parameter_order=True),
-            [
-                {"attributes": {}, "attribute_times": {}, "created_at": now, "updated_at": now}
-                for _ in temp_ids
-            ],
-        ).scalars()
-        real = dict(zip(temp_ids, created, strict=True))
+    created = repository.create_profiles(session, len(temp_ids), now)
+    real = dict(zip(temp_ids, created, strict=True))
     for row in new_rows.values():
         row["profile_id"] = real.get(row["profile_id"], row["profile_id"])
     for survivor, merged, why in merges:
         merge_profiles(
             session, real.get(survivor, survivor), merged, reason=why, actor=actor, now=now
         )
-    inserted = _insert_ignoring_conflicts(session, list(new_rows.values())) if new_rows else set()
+    inserted = repository.insert_identities(session, list(new_rows.values()))
     raced = [k for k in new_rows if k not in inserted]
-    winners = _owners(session, raced) if raced else {}
+    winners = repository.owners(session, raced)
     for res in results:
         res.profile_id = real.get(res.profile_id, res.profile_id)
     for key in raced:
@@ -191,13 +132,7 @@ def resolve_many(
         for res in results:
             if res.profile_id == loser and res.created:
                 res.profile_id, res.created = winners[key], False
-    seen = [k for k in all_keys if k not in new_rows]
-    for part in _chunks(seen):
-        session.execute(
-            update(Identity)
-            .where(tuple_(Identity.kind, Identity.value).in_(part))
-            .values(last_seen=now)
-        )
+    repository.touch_last_seen(session, [k for k in all_keys if k not in new_rows], now)
     return results
 
 

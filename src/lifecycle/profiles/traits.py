@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from lifecycle.clock import stamp
-from lifecycle.profiles.models import AttributeChange, Profile
+from lifecycle.profiles import repository
 
 
 @dataclass
@@ -31,16 +30,7 @@ def apply_traits(
     """Apply updates in order; return (index of the update, warning) pairs."""
     if not updates:
         return []
-    pids = sorted({u.profile_id for u in updates})
-    state: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
-    for start in range(0, len(pids), 1000):
-        rows = session.execute(
-            select(Profile.id, Profile.attributes, Profile.attribute_times).where(
-                Profile.id.in_(pids[start : start + 1000])
-            )
-        )
-        state.update({pid: (dict(a or {}), dict(t or {})) for pid, a, t in rows})
-
+    state = repository.attribute_state(session, sorted({u.profile_id for u in updates}))
     changes: list[dict[str, Any]] = []
     warnings: list[tuple[int, str]] = []
     dirty: set[int] = set()
@@ -75,19 +65,5 @@ def apply_traits(
                     "recorded_at": now,
                 }
             )
-    if dirty:
-        session.execute(
-            update(Profile),
-            [
-                {
-                    "id": pid,
-                    "attributes": state[pid][0],
-                    "attribute_times": state[pid][1],
-                    "updated_at": now,
-                }
-                for pid in sorted(dirty)
-            ],
-        )
-    if changes:
-        session.execute(insert(AttributeChange), changes)
+    repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
     return warnings

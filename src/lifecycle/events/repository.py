@@ -1,0 +1,120 @@
+"""The events domain's SQL, private to it. On PostgreSQL the batch statements pass
+arrays (``unnest``), so a 500-event batch is two short statements."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT
+from sqlalchemy.orm import Session
+
+from lifecycle.db import is_postgres
+from lifecycle.events.models import Event
+
+CHUNK = 1000
+
+
+def existing(session: Session, keys: list[str]) -> dict[str, int]:
+    """Dedupe keys already stored, with their event ids."""
+    if not keys:
+        return {}
+    if is_postgres(session):
+        rows = session.execute(
+            text("SELECT dedupe_key, id FROM events WHERE dedupe_key = ANY(:keys)").bindparams(
+                bindparam("keys", type_=ARRAY(TEXT))
+            ),
+            {"keys": keys},
+        )
+        return dict(rows.all())
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), CHUNK):
+        rows = session.execute(
+            select(Event.dedupe_key, Event.id).where(
+                Event.dedupe_key.in_(keys[start : start + CHUNK])
+            )
+        )
+        found.update(dict(rows.all()))
+    return found
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert events whose dedupe key is new; return {dedupe_key: id} of those inserted."""
+    if not rows:
+        return {}
+    if is_postgres(session):
+        return _copy_new(session, rows)
+    from sqlalchemy.dialects.sqlite import insert
+
+    inserted: dict[str, int] = {}
+    for start in range(0, len(rows), CHUNK):
+        stmt = (
+            insert(Event)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Event.dedupe_key, Event.id)
+        )
+        inserted.update(dict(session.execute(stmt, rows[start : start + CHUNK]).all()))
+    return inserted
+
+
+COLUMNS = (
+    "profile_id", "type", "name", "properties", "context", "occurred_at",
+    "received_at", "source", "dedupe_key", "backfill", "evaluated_at",
+)  # fmt: skip
+
+
+def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """COPY into a session-local staging table, then one INSERT … ON CONFLICT DO NOTHING.
+
+    COPY is PostgreSQL's fastest way in; the staging table keeps the dedupe rule in SQL.
+    """
+    cursor = session.connection().connection.driver_connection.cursor()
+    columns = ", ".join(COLUMNS)
+    try:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS events_incoming ("
+            " profile_id bigint, type text, name text, properties jsonb, context jsonb,"
+            " occurred_at timestamptz, received_at timestamptz, source text, dedupe_key text,"
+            " backfill boolean, evaluated_at timestamptz) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY events_incoming ({columns}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(
+                    (
+                        r["profile_id"],
+                        r["type"],
+                        r["name"],
+                        json.dumps(r["properties"]),
+                        json.dumps(r["context"]),
+                        r["occurred_at"],
+                        r["received_at"],
+                        r["source"],
+                        r["dedupe_key"],
+                        r["backfill"],
+                        r["evaluated_at"],
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO events ({columns}) SELECT {columns} FROM events_incoming"
+            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
+        )
+        inserted = dict(cursor.fetchall())
+        cursor.execute("DELETE FROM events_incoming")
+        return inserted
+    finally:
+        cursor.close()
+
+
+def unevaluated(
+    session: Session, *, now: datetime, older_than: timedelta, limit: int = 5000
+) -> list[int]:
+    return list(
+        session.scalars(
+            select(Event.id)
+            .where(Event.evaluated_at.is_(None), Event.received_at <= now - older_than)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+    )

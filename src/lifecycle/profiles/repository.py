@@ -1,0 +1,286 @@
+"""The profile domain's SQL, private to it. Set-wise on both engines; on PostgreSQL the
+hot statements pass arrays (``unnest``) so a 500-item batch is a handful of short
+statements instead of thousands of bound parameters."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, TIMESTAMP
+from sqlalchemy.orm import Session
+
+from lifecycle.db import is_postgres
+from lifecycle.profiles.models import AttributeChange, Identity, Profile
+
+Key = tuple[str, str]
+CHUNK = 1000
+# last_seen is refreshed at most this often: a hot identifier is not rewritten per event.
+SEEN_GRANULARITY = timedelta(minutes=10)
+
+
+def chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _texts(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(TEXT))
+
+
+def owners(session: Session, keys: list[Key]) -> dict[Key, int]:
+    """Which profile holds each (kind, value)."""
+    if not keys:
+        return {}
+    if is_postgres(session):
+        rows = session.execute(
+            text(
+                "SELECT i.kind, i.value, i.profile_id FROM identities i"
+                " JOIN unnest(:kinds, :vals) AS k(kind, value)"
+                " ON i.kind = k.kind AND i.value = k.value"
+            ).bindparams(_texts("kinds"), _texts("vals")),
+            {"kinds": [k for k, _ in keys], "vals": [v for _, v in keys]},
+        )
+        return {(k, v): pid for k, v, pid in rows}
+    found: dict[Key, int] = {}
+    for part in chunks(keys):
+        rows = session.execute(
+            select(Identity.kind, Identity.value, Identity.profile_id).where(
+                tuple_(Identity.kind, Identity.value).in_(part)
+            )
+        )
+        found.update({(k, v): pid for k, v, pid in rows})
+    return found
+
+
+def identities_of(session: Session, profile_ids: set[int]) -> dict[int, set[Key]]:
+    result: dict[int, set[Key]] = defaultdict(set)
+    if not profile_ids:
+        return result
+    ids = sorted(profile_ids)
+    if is_postgres(session):
+        rows = session.execute(
+            text(
+                "SELECT profile_id, kind, value FROM identities WHERE profile_id = ANY(:ids)"
+            ).bindparams(bindparam("ids", type_=ARRAY(BIGINT))),
+            {"ids": ids},
+        )
+        for pid, kind, value in rows:
+            result[pid].add((kind, value))
+        return result
+    for part in chunks(ids):
+        for pid, kind, value in session.execute(
+            select(Identity.profile_id, Identity.kind, Identity.value).where(
+                Identity.profile_id.in_(part)
+            )
+        ):
+            result[pid].add((kind, value))
+    return result
+
+
+def create_profiles(session: Session, count: int, now: datetime) -> list[int]:
+    """``count`` new empty profiles; their ids."""
+    if count == 0:
+        return []
+    if is_postgres(session):
+        return list(
+            session.scalars(
+                text(
+                    "INSERT INTO profiles (attributes, attribute_times, created_at, updated_at)"
+                    " SELECT '{}'::jsonb, '{}'::jsonb, :now, :now FROM generate_series(1, :n)"
+                    " RETURNING id"
+                ).bindparams(bindparam("now", type_=TIMESTAMP(timezone=True))),
+                {"now": now, "n": count},
+            )
+        )
+    return list(
+        session.scalars(
+            insert(Profile).returning(Profile.id, sort_by_parameter_order=True),
+            [
+                {"attributes": {}, "attribute_times": {}, "created_at": now, "updated_at": now}
+                for _ in range(count)
+            ],
+        )
+    )
+
+
+def insert_identities(session: Session, rows: list[dict[str, Any]]) -> set[Key]:
+    """Insert identities (sorted, so concurrent writers lock in one order); return the keys
+    actually inserted: the others were taken meanwhile by another transaction."""
+    rows = sorted(rows, key=lambda r: (r["kind"], r["value"]))
+    if not rows:
+        return set()
+    if is_postgres(session):
+        result = session.execute(
+            text(
+                "INSERT INTO identities"
+                " (kind, value, display, profile_id, source, first_seen, last_seen)"
+                " SELECT k, v, d, p, s, :now, :now FROM unnest(:k, :v, :d, :p, :s) AS t(k, v, d, p, s)"
+                " ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value"
+            ).bindparams(
+                _texts("k"),
+                _texts("v"),
+                _texts("d"),
+                bindparam("p", type_=ARRAY(BIGINT)),
+                _texts("s"),
+                bindparam("now", type_=TIMESTAMP(timezone=True)),
+            ),
+            {
+                "k": [r["kind"] for r in rows],
+                "v": [r["value"] for r in rows],
+                "d": [r["display"] for r in rows],
+                "p": [r["profile_id"] for r in rows],
+                "s": [r["source"] for r in rows],
+                "now": rows[0]["first_seen"],
+            },
+        )
+        return {(k, v) for k, v in result}
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    inserted: set[Key] = set()
+    for part in chunks(rows):
+        stmt = (
+            sqlite_insert(Identity)
+            .on_conflict_do_nothing(index_elements=["kind", "value"])
+            .returning(Identity.kind, Identity.value)
+        )
+        inserted.update((k, v) for k, v in session.execute(stmt, part))
+    return inserted
+
+
+def touch_last_seen(session: Session, keys: list[Key], now: datetime) -> None:
+    """Refresh last_seen, at most every SEEN_GRANULARITY; rows another writer holds are
+    skipped (it is stamping them with the same moment), so this never waits or deadlocks."""
+    if not keys:
+        return
+    cutoff = now - SEEN_GRANULARITY
+    if is_postgres(session):
+        session.execute(
+            text(
+                "UPDATE identities SET last_seen = :now WHERE id IN ("
+                " SELECT i.id FROM identities i JOIN unnest(:kinds, :vals) AS k(kind, value)"
+                " ON i.kind = k.kind AND i.value = k.value"
+                " WHERE i.last_seen < :cutoff ORDER BY i.id FOR UPDATE OF i SKIP LOCKED)"
+            ).bindparams(
+                _texts("kinds"),
+                _texts("vals"),
+                bindparam("now", type_=TIMESTAMP(timezone=True)),
+                bindparam("cutoff", type_=TIMESTAMP(timezone=True)),
+            ),
+            {
+                "kinds": [k for k, _ in keys],
+                "vals": [v for _, v in keys],
+                "now": now,
+                "cutoff": cutoff,
+            },
+        )
+        return
+    for part in chunks(keys):
+        session.execute(
+            update(Identity)
+            .where(tuple_(Identity.kind, Identity.value).in_(part), Identity.last_seen < cutoff)
+            .values(last_seen=now)
+        )
+
+
+def attribute_state(
+    session: Session, profile_ids: list[int]
+) -> dict[int, tuple[dict[str, Any], dict[str, str]]]:
+    state: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+    if is_postgres(session):
+        rows = session.execute(
+            text(
+                "SELECT id, attributes, attribute_times FROM profiles WHERE id = ANY(:ids)"
+            ).bindparams(bindparam("ids", type_=ARRAY(BIGINT))),
+            {"ids": profile_ids},
+        )
+        return {pid: (dict(a or {}), dict(t or {})) for pid, a, t in rows}
+    for part in chunks(profile_ids):
+        rows = session.execute(
+            select(Profile.id, Profile.attributes, Profile.attribute_times).where(
+                Profile.id.in_(part)
+            )
+        )
+        state.update({pid: (dict(a or {}), dict(t or {})) for pid, a, t in rows})
+    return state
+
+
+def write_attribute_state(
+    session: Session,
+    state: dict[int, tuple[dict[str, Any], dict[str, str]]],
+    changes: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Store new attributes (profiles in id order, so writers lock alike) and their history."""
+    ids = sorted(state)
+    if is_postgres(session):
+        if ids:
+            session.execute(
+                text(
+                    "UPDATE profiles p SET attributes = u.a, attribute_times = u.t, updated_at = :now"
+                    " FROM unnest(:ids, CAST(:attrs AS jsonb[]), CAST(:times AS jsonb[]))"
+                    " AS u(id, a, t) WHERE p.id = u.id"
+                ).bindparams(
+                    bindparam("ids", type_=ARRAY(BIGINT)),
+                    _texts("attrs"),
+                    _texts("times"),
+                    bindparam("now", type_=TIMESTAMP(timezone=True)),
+                ),
+                {
+                    "ids": ids,
+                    "attrs": [json.dumps(state[i][0]) for i in ids],
+                    "times": [json.dumps(state[i][1]) for i in ids],
+                    "now": now,
+                },
+            )
+        if changes:
+            session.execute(
+                text(
+                    "INSERT INTO attribute_changes"
+                    " (profile_id, name, old_value, new_value, source, changed_at, recorded_at)"
+                    " SELECT p, n, o::jsonb, v::jsonb, s, c, :now"
+                    " FROM unnest(:p, :n, :o, :v, :s, :c) AS t(p, n, o, v, s, c)"
+                ).bindparams(
+                    bindparam("p", type_=ARRAY(BIGINT)),
+                    _texts("n"),
+                    _texts("o"),
+                    _texts("v"),
+                    _texts("s"),
+                    bindparam("c", type_=ARRAY(TIMESTAMP(timezone=True))),
+                    bindparam("now", type_=TIMESTAMP(timezone=True)),
+                ),
+                {
+                    "p": [c["profile_id"] for c in changes],
+                    "n": [c["name"] for c in changes],
+                    "o": [_json_or_null(c["old_value"]) for c in changes],
+                    "v": [_json_or_null(c["new_value"]) for c in changes],
+                    "s": [c["source"] for c in changes],
+                    "c": [c["changed_at"] for c in changes],
+                    "now": now,
+                },
+            )
+        return
+    if ids:
+        session.execute(
+            update(Profile),
+            [
+                {
+                    "id": pid,
+                    "attributes": state[pid][0],
+                    "attribute_times": state[pid][1],
+                    "updated_at": now,
+                }
+                for pid in ids
+            ],
+        )
+    if changes:
+        session.execute(insert(AttributeChange), changes)
+
+
+def _json_or_null(value: Any) -> str | None:
+    # SQL NULL for "no value", as the ORM path stores it (JSON null is not used).
+    return None if value is None else json.dumps(value)
