@@ -11,8 +11,10 @@ One run, one scratch database (created, migrated, campaigns published, dropped a
 Servers are uvicorn subprocesses (one process each) on this machine; the load generator
 is an asyncio HTTP/1.1 keep-alive client in this process. Evaluation (the
 ``events.evaluate`` job the API queues after commit) is replayed here after the load,
-job for job, through ``lifecycle.workers.tasks.evaluate_events``. Finally one 500-item
-batch of ``events.service.ingest`` is profiled in-process (cProfile). See bench/README.md.
+job for job, through ``lifecycle.workers.tasks.evaluate_events``. Finally cProfile, in
+process, of ``events.service.ingest`` on one 500-item batch and on 100 single calls, and
+of 100 one-event ``evaluate_events`` jobs. Results: bench/results/ingest-<time>.json.
+See bench/README.md.
 
     python bench/ingest.py [--events 20000] [--requests 3000] [--batch-size 500]
                            [--concurrency 4] [--pg-url postgresql+psycopg://...]
@@ -25,11 +27,15 @@ import asyncio
 import base64
 import cProfile
 import csv
+import gc
+import hashlib
 import io
 import json
 import os
 import platform
 import pstats
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +51,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+# Module level: with postponed annotations FastAPI resolves them from the module globals.
+from fastapi import Request
+from fastapi.responses import JSONResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_FILE = ROOT.parent / "shared/data/events/rees46_multicategory_2019-Oct_first9999rows.csv"
@@ -100,8 +110,8 @@ def serve_app(port: int) -> None:
     """What ``lifecycle api`` does: runtime from LIFECYCLE_* env, actors bound, the app."""
     from lifecycle.api.app import create_app
     from lifecycle.config import Settings
-    from lifecycle.workers.broker import bind
     from lifecycle.runtime import build_runtime
+    from lifecycle.workers.broker import bind
 
     runtime = build_runtime(Settings())
     bind(runtime)  # stub broker, no worker: jobs are sent (cost counted), then left queued
@@ -110,9 +120,8 @@ def serve_app(port: int) -> None:
 
 def serve_bare(port: int) -> None:
     """FastAPI + one pooled INSERT per request, nothing else (no auth, identity or jobs)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import JSONResponse
     from sqlalchemy import create_engine, text
 
     engine = create_engine(
@@ -201,10 +210,12 @@ class Server:
     def cpu(self) -> float:
         return _cpu_seconds(self.proc.pid)
 
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
+    def output(self, limit: int | None = 4000) -> str:
+        path = Path(self.log.name)
+        if not self.log.closed:
+            self.log.flush()
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-limit:] if limit else text
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -227,6 +238,7 @@ class Load:
     latencies: list[float]  # seconds, per request
     bodies: list[bytes]  # response bodies, in request order
     client_cpu: float
+    retried: int = 0  # requests sent again after a 5xx or a dropped connection
 
     @property
     def statuses(self) -> Counter[int]:
@@ -241,55 +253,72 @@ def http_request(path: str, port: int, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, server closes the connection) of one HTTP/1.1 response."""
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("server closed the connection")
     status = int(status_line.split(b" ", 2)[1])
-    length = 0
+    length, close = 0, False
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b"\n", b""):
             break
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value.strip())
-    return status, await reader.readexactly(length)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+    return status, await reader.readexactly(length), close
 
 
-async def _drive(port: int, requests: list[bytes], concurrency: int) -> Load:
-    """Send pre-encoded requests over ``concurrency`` keep-alive connections."""
+async def _drive(port: int, requests: list[bytes], concurrency: int, retries: int) -> Load:
+    """Send pre-encoded requests over ``concurrency`` keep-alive connections. A 5xx or a
+    dropped connection is retried up to ``retries`` times at once, as Segment's libraries
+    retry (every call carries its messageId, so a retry is safe); latency includes retries."""
     n = len(requests)
     latencies = [0.0] * n
     statuses = [0] * n
     bodies = [b""] * n
+    retried = [0]
     next_index = iter(range(n))
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             for i in next_index:
                 t0 = time.perf_counter()
-                try:
-                    writer.write(requests[i])
-                    statuses[i], bodies[i] = await _read_response(reader)
-                except (ConnectionError, asyncio.IncompleteReadError):
-                    statuses[i] = 599  # counted as an error; reconnect and go on
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(HOST, port)
+                for attempt in range(retries + 1):
+                    if conn is None:
+                        conn = await asyncio.open_connection(HOST, port)
+                    reader, writer = conn
+                    try:
+                        writer.write(requests[i])
+                        status, body, close = await _read_response(reader)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        status, body, close = 599, b"", True
+                    if close or status >= 500:  # uvicorn drops the connection after a 500
+                        writer.close()
+                        conn = None
+                    if status < 500:
+                        break
+                    retried[0] += attempt < retries
+                statuses[i], bodies[i] = status, body
                 latencies[i] = time.perf_counter() - t0
         finally:
-            writer.close()
+            if conn is not None:
+                conn[1].close()
 
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(min(concurrency, n))))
     seconds = time.perf_counter() - t0
-    return Load(seconds, statuses, latencies, bodies, time.process_time() - cpu0)
+    return Load(seconds, statuses, latencies, bodies, time.process_time() - cpu0, retried[0])
 
 
-def drive(port: int, requests: list[bytes], concurrency: int) -> Load:
-    return asyncio.run(_drive(port, requests, concurrency))
+def drive(port: int, requests: list[bytes], concurrency: int, retries: int = 0) -> Load:
+    return asyncio.run(_drive(port, requests, concurrency, retries))
 
 
 # --------------------------------------------------------------------------- events
@@ -332,7 +361,8 @@ def make_calls(rows: list[list[str]], count: int, tag: str) -> list[dict[str, An
         for row in rows:
             writer.writerow([*row[:7], f"{row[7]}-{tag}{round_}", *row[8:]])
         buffer.seek(0)
-        parsed = sorted(rees46.read(buffer), key=lambda r: (r.at, r.line))
+        parsed = [r for r in rees46.read(buffer) if hasattr(r, "calls")]  # drop rejected rows
+        parsed.sort(key=lambda r: (r.at, r.line))
         for row in parsed:
             calls.extend(row.calls)
         round_ += 1
@@ -359,13 +389,14 @@ def _libpq(url: str) -> str:
 @contextmanager
 def scratch_database(admin_url: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
     name = f"lifecycle_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -427,6 +458,7 @@ class Measure:
     unit: str
     seconds: float
     errors: int = 0
+    retried: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
     server_cpu_s: float | None = None
     client_cpu_s: float | None = None
@@ -449,42 +481,56 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 
 
 def measure_copy(url: str, calls: list[dict[str, Any]]) -> Measure:
-    """COPY the calls as events rows: conversion from the dicts + COPY + commit, timed."""
+    """COPY the calls as events rows. Timed: the COPY and its commit. The rows are
+    converted from the call dicts beforehand (JSON text, parsed times), so the figure is
+    what PostgreSQL and the driver can store; the conversion time is given in the note."""
     import psycopg
-    from psycopg.types.json import Jsonb
 
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
     profiles: dict[str, int] = {}
+    rows = [
+        (
+            profiles.setdefault(c["userId"], len(profiles) + 1),
+            c["type"],
+            c.get("event"),
+            json.dumps(c.get("properties") or {}),
+            json.dumps(c.get("context") or {}),
+            datetime.fromisoformat(c["timestamp"]),
+            now,
+            "api",
+            "api:" + c["messageId"],
+            False,
+        )
+        for c in calls
+    ]
+    convert = time.perf_counter() - t0
     with psycopg.connect(_libpq(url)) as conn:
-        t0 = time.perf_counter()
-        now = datetime.now(UTC)
         sql = f"COPY bench_copy ({', '.join(PLAIN_COLUMNS)}) FROM STDIN"
+        t0 = time.perf_counter()
         with conn.cursor() as cur, cur.copy(sql) as copy:
-            for c in calls:
-                profile = profiles.setdefault(c["userId"], len(profiles) + 1)
-                copy.write_row(
-                    (
-                        profile,
-                        c["type"],
-                        c.get("event"),
-                        Jsonb(c.get("properties") or {}),
-                        Jsonb(c.get("context") or {}),
-                        datetime.fromisoformat(c["timestamp"]),
-                        now,
-                        "api",
-                        "api:" + c["messageId"],
-                        False,
-                    )
-                )
+            for row in rows:
+                copy.write_row(row)
         conn.commit()
         seconds = time.perf_counter() - t0
         stored = conn.execute("SELECT count(*) FROM bench_copy").fetchone()[0]
-    return Measure("copy", "raw COPY into a plain events-shaped table", stored, "rows", seconds)
+    return Measure(
+        "copy",
+        "raw COPY into a plain events-shaped table",
+        stored,
+        "rows",
+        seconds,
+        note=f"rows built from the call dicts beforehand in {convert:.2f} s (not timed)",
+    )
 
 
 def _load_measure(
     name: str, what: str, unit: str, load: Load, count: int, server: Server, cpu0: float
 ) -> Measure:
     errors = sum(n for status, n in load.statuses.items() if status != 200)
+    note = [f"HTTP {s}: {n}" for s, n in sorted(load.statuses.items()) if s != 200]
+    if load.retried:
+        note.append(f"{load.retried} requests retried after a 5xx or a dropped connection")
     return Measure(
         name,
         what,
@@ -492,23 +538,11 @@ def _load_measure(
         unit,
         load.seconds,
         errors=errors,
+        retried=load.retried,
         latency_ms=_percentiles(load.latencies),
         server_cpu_s=round(server.cpu() - cpu0, 2),
         client_cpu_s=round(load.client_cpu, 2),
-        note=", ".join(f"HTTP {s}: {n}" for s, n in sorted(load.statuses.items()) if s != 200),
-    )
-
-
-def measure_bare(
-    server: Server, warm: list[dict[str, Any]], calls: list[dict[str, Any]], concurrency: int
-) -> Measure:
-    drive(server.port, [http_request("/v1/track", server.port, _dumps(c)) for c in warm], 4)
-    requests = [http_request("/v1/track", server.port, _dumps(c)) for c in calls]
-    cpu0 = server.cpu()
-    load = drive(server.port, requests, concurrency)
-    ok = sum(n for status, n in load.statuses.items() if status == 200)
-    return _load_measure(
-        "bare", "bare FastAPI, 1 INSERT per request", "requests", load, ok, server, cpu0
+        note=", ".join(note),
     )
 
 
@@ -516,30 +550,52 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _accepted_track_ids(body: bytes, items: list[dict[str, Any]]) -> tuple[int, list[int]]:
-    """(accepted items, ids of accepted track events) from a /v1/batch response."""
-    results = json.loads(body).get("results", [])
-    accepted = [r for r in results if r["status"] == "accepted"]
-    ids = [r["event_id"] for r in accepted if items[r["index"]]["type"] == "track"]
-    return len(accepted), ids
+def _stored(url: str, table: str, calls: list[dict[str, Any]]) -> int:
+    keys = ["api:" + c["messageId"] for c in calls]
+    return scalar(url, f"SELECT count(*) FROM {table} WHERE dedupe_key = ANY(%s)", keys)
+
+
+def measure_bare(
+    server: Server,
+    url: str,
+    warm: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    concurrency: int,
+    retries: int,
+) -> Measure:
+    drive(server.port, [http_request("/v1/track", server.port, _dumps(c)) for c in warm], 4)
+    requests = [http_request("/v1/track", server.port, _dumps(c)) for c in calls]
+    cpu0 = server.cpu()
+    load = drive(server.port, requests, concurrency, retries)
+    ok = sum(n for status, n in load.statuses.items() if status == 200)
+    measure = _load_measure(
+        "bare", "bare FastAPI, 1 INSERT per request", "requests", load, ok, server, cpu0
+    )
+    stored = _stored(url, "bench_bare", calls)
+    if stored != ok:
+        measure.note += f"; {stored} rows stored for {ok} answers 200"
+    return measure
 
 
 def measure_batch(
     server: Server,
+    url: str,
     warm: list[list[dict[str, Any]]],
     chunks: list[list[dict[str, Any]]],
     concurrency: int,
+    retries: int,
 ) -> tuple[Measure, list[list[int]]]:
+    """Events stored/s (counted in the database); the evaluation jobs, one per batch."""
     drive(server.port, [http_request("/v1/batch", server.port, _batch(b)) for b in warm], 2)
     requests = [http_request("/v1/batch", server.port, _batch(b)) for b in chunks]
     cpu0 = server.cpu()
-    load = drive(server.port, requests, concurrency)
-    stored, jobs = 0, []
+    load = drive(server.port, requests, concurrency, retries)
+    jobs = []
     for body, items, status in zip(load.bodies, chunks, load.status_list, strict=True):
         if status == 200:
-            accepted, ids = _accepted_track_ids(body, items)
-            stored += accepted
-            jobs.append(ids)
+            results = json.loads(body)["results"]
+            jobs.append([r["event_id"] for r in results if items[r["index"]]["type"] == "track"])
+    stored = _stored(url, "events", [c for chunk in chunks for c in chunk])
     size = max(len(b) for b in chunks)
     measure = _load_measure(
         "batch", f"/v1/batch ({size} calls per request)", "events", load, stored, server, cpu0
@@ -552,51 +608,87 @@ def _batch(items: list[dict[str, Any]]) -> bytes:
 
 
 def measure_track(
-    server: Server, warm: list[dict[str, Any]], calls: list[dict[str, Any]], concurrency: int
+    server: Server,
+    url: str,
+    warm: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    concurrency: int,
+    retries: int,
 ) -> tuple[Measure, list[list[int]]]:
+    """Requests/s (each answered 200 and stored); the evaluation jobs, one per request."""
     drive(server.port, [http_request("/v1/track", server.port, _dumps(c)) for c in warm], 4)
     requests = [http_request("/v1/track", server.port, _dumps(c)) for c in calls]
     cpu0 = server.cpu()
-    load = drive(server.port, requests, concurrency)
-    jobs = []
-    for body, status in zip(load.bodies, load.status_list, strict=True):
-        if status == 200:
-            answer = json.loads(body)
-            if answer.get("status") == "accepted":
-                jobs.append([answer["event_id"]])
+    load = drive(server.port, requests, concurrency, retries)
+    jobs = [
+        [json.loads(body)["event_id"]]
+        for body, status in zip(load.bodies, load.status_list, strict=True)
+        if status == 200
+    ]
     measure = _load_measure(
         "track", "/v1/track (1 call per request)", "requests", load, len(jobs), server, cpu0
     )
+    stored = _stored(url, "events", calls)
+    if stored != len(jobs):
+        measure.note += f"; {stored} events stored for {len(jobs)} answers 200"
     return measure, jobs
 
 
 def measure_evaluation(
-    runtime: Any, url: str, name: str, what: str, jobs: list[list[int]], threads: int
-) -> tuple[Measure, int]:
-    """Run the ``events.evaluate`` jobs the API queued, as its worker threads would."""
+    runtime: Any,
+    url: str,
+    name: str,
+    what: str,
+    jobs: list[list[int]],
+    threads: int,
+    retries: int = 10,
+) -> Measure:
+    """Run the ``events.evaluate`` jobs the API queued, as its worker threads would. A job
+    that raises is run again (dramatiq's Retries middleware does, with a backoff of 1 s and
+    more; here at once, so the figure stays a rate); the exceptions are counted."""
     from lifecycle.workers import tasks
+
+    failures: Counter[str] = Counter()
+
+    def job_runner(job: list[int]) -> int:
+        for attempt in range(retries + 1):
+            try:
+                return tasks.evaluate_events(runtime, job)
+            except Exception as err:  # what dramatiq would catch and retry
+                failures[_error_name(err)] += 1
+                if attempt == retries:
+                    return 0
+        return 0
 
     ids = [i for job in jobs for i in job]
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        started = sum(pool.map(lambda job: tasks.evaluate_events(runtime, job), jobs))
+        started = sum(pool.map(job_runner, jobs))
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     left = scalar(
         url, "SELECT count(*) FROM events WHERE id = ANY(%s) AND evaluated_at IS NULL", ids
     )
-    measure = Measure(
+    note = f"{len(jobs)} jobs, {started} journeys started, {threads} threads"
+    if failures:
+        note += "; jobs retried after: " + ", ".join(f"{k} x{n}" for k, n in failures.items())
+    return Measure(
         name,
         what,
         len(ids) - left,
         "events",
         seconds,
         errors=left,
+        retried=sum(failures.values()),
         client_cpu_s=round(cpu, 2),
-        note=f"{len(jobs)} jobs, {started} journeys started, {threads} threads",
+        note=note,
     )
-    return measure, started
+
+
+def _error_name(err: BaseException) -> str:
+    orig = getattr(err, "orig", None)  # SQLAlchemy wraps the driver's error
+    return type(orig or err).__name__
 
 
 # --------------------------------------------------------------------------- profile
@@ -606,28 +698,20 @@ def _where(key: tuple[str, int, str]) -> str:
     path, line, func = key
     if path == "~":
         return func
-    for marker in ("/src/lifecycle/", "/site-packages/", "/lib/python"):
+    for marker in ("/src/lifecycle/", "/site-packages/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
+    else:
+        path = re.sub(r"^.*/lib/python3\.\d+/", "", path)
     return f"{path}:{line}({func})"
 
 
-def profile_ingest(
-    runtime: Any, warm: list[dict[str, Any]], items: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """One un-profiled batch (warm-up, timed), then cProfile of ``ingest`` on a new batch."""
-    from lifecycle import clock, jobs
-    from lifecycle.events.service import ingest
-
-    jobs.install(None)  # evaluation jobs dropped: this measures ingestion only
-
-    def run(batch: list[dict[str, Any]]) -> None:
-        with runtime.session() as session:
-            ingest(session, batch, now=clock.now(), options=runtime.ingest_options)
-
+def _profile(label: str, work: Any, warm: Any) -> dict[str, Any]:
+    """Run ``warm()`` unprofiled (timed: wall and CPU), then ``work()`` under cProfile."""
+    gc.collect()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    run(warm)
+    warm()
     plain = {
         "wall_ms": round((time.perf_counter() - t0) * 1000, 1),
         "cpu_ms": round((time.process_time() - cpu0) * 1000, 1),
@@ -635,7 +719,7 @@ def profile_ingest(
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
-    run(items)
+    work()
     profiler.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
@@ -645,44 +729,72 @@ def profile_ingest(
             "calls": nc,
             "self_ms": round(tt * 1000, 1),
             "cumulative_ms": round(ct * 1000, 1),
+            "own": "/src/lifecycle/" in key[0],
         }
         for key, (_cc, nc, tt, ct, _callers) in stats.items()
     ]
-    by_self = sorted(rows, key=lambda r: -r["self_ms"])[:10]
-    stages_wanted = {
-        "events/calls.py": "parse_call",
-        "profiles/resolution.py": "resolve_many",
-        "profiles/traits.py": "apply_traits",
-        "events/service.py": "ingest",
-    }
-    stages = [
-        r
-        for r in rows
-        for path, func in stages_wanted.items()
-        if r["function"].startswith(path) and r["function"].endswith(f"({func})")
-    ]
-    extra = ("execute", "commit", "normalize_email", "normalize_phone", "fetchall")
-    stages += sorted(
-        (
-            r
-            for r in rows
-            if any(r["function"].endswith(f"({name})") for name in extra)
-            and ("sqlalchemy/orm/session.py" in r["function"] or "identifiers.py" in r["function"])
-        ),
-        key=lambda r: -r["cumulative_ms"],
-    )
-    by_cumulative = sorted(
-        (r for r in rows if "{" not in r["function"] and "<" not in r["function"]),
-        key=lambda r: -r["cumulative_ms"],
-    )[:25]
+    own = [r for r in rows if r.pop("own")]
+    waits = [r for r in rows if r["function"].startswith("psycopg/connection.py")]
+    waits = [r for r in waits if r["function"].endswith("(wait)")]
     return {
-        "items": len(items),
-        "unprofiled_batch": plain,
+        "label": label,
+        "unprofiled": plain,
         "profiled_wall_ms": round(wall * 1000, 1),
-        "top_self": by_self,
-        "stages": sorted(stages, key=lambda r: -r["cumulative_ms"]),
-        "top_cumulative": by_cumulative,
+        "waiting_on_postgres_ms": waits[0]["cumulative_ms"] if waits else None,
+        "top_self": sorted(rows, key=lambda r: -r["self_ms"])[:10],
+        "lifecycle_cumulative": sorted(own, key=lambda r: -r["cumulative_ms"])[:12],
     }
+
+
+def profile_all(
+    runtime: Any, batch_calls: list[dict[str, Any]], track_calls: list[dict[str, Any]], size: int
+) -> list[dict[str, Any]]:
+    """cProfile, in-process on the scratch database: ``ingest`` of one ``size``-item batch;
+    ``ingest`` of 100 single track calls (one unit of work each, as /v1/track); the 100
+    ``evaluate_events`` jobs those produced (one event each, as the API queues them)."""
+    from lifecycle import clock, jobs
+    from lifecycle.events.service import ingest
+    from lifecycle.workers import tasks
+
+    jobs.install(None)  # jobs dropped: each part is measured on its own
+
+    def store(items: list[dict[str, Any]], call_type: str | None = None) -> list[int]:
+        with runtime.session() as session:
+            results = ingest(
+                session, items, now=clock.now(), options=runtime.ingest_options, call_type=call_type
+            )
+        return [r.event_id for r in results if r.status == "accepted" and r.event_id]
+
+    warm_batch, batch = batches(batch_calls, size)[:2]
+    singles = track_calls[:120]
+    ids: list[int] = []
+
+    def singles_work(part: list[dict[str, Any]]) -> Any:
+        return lambda: [ids.extend(store([c], "track")) for c in part]
+
+    def evaluate(part: list[int]) -> Any:
+        return lambda: [tasks.evaluate_events(runtime, [i]) for i in part]
+
+    out = [
+        _profile(
+            f"ingest, one {len(batch)}-item batch", lambda: store(batch), lambda: store(warm_batch)
+        )
+    ]
+    out.append(
+        _profile(
+            f"ingest, {len(singles) - 20} single /v1/track calls",
+            singles_work(singles[20:]),
+            singles_work(singles[:20]),
+        )
+    )
+    out.append(
+        _profile(
+            f"evaluate_events, {len(ids) - 20} one-event jobs",
+            evaluate(ids[20:]),
+            evaluate(ids[:20]),
+        )
+    )
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -711,19 +823,23 @@ def print_report(result: dict[str, Any], measures: list[Measure]) -> None:
     for m in measures:
         if m.note:
             print(f"  note {m.name}: {m.note}")
-    prof = result.get("profile")
-    if prof:
+    for kind, found in result.get("server_errors", {}).items():
+        if found:
+            print(f"  {kind} server logged: " + ", ".join(f"{k} x{n}" for k, n in found.items()))
+    for prof in result.get("profiles", []):
         print(
-            f"\nProfile of events.service.ingest, one {prof['items']}-item batch in-process "
-            f"({prof['profiled_wall_ms']} ms under cProfile; "
-            f"{prof['unprofiled_batch']['wall_ms']} ms wall / "
-            f"{prof['unprofiled_batch']['cpu_ms']} ms CPU unprofiled):"
+            f"\nProfile: {prof['label']}: {prof['profiled_wall_ms']} ms under cProfile, of which"
+            f" {prof['waiting_on_postgres_ms']} ms waiting on PostgreSQL (psycopg wait); warm-up"
+            f" unprofiled: {prof['unprofiled']['wall_ms']} ms wall, {prof['unprofiled']['cpu_ms']}"
+            " ms CPU"
         )
         print(f"  {'self ms':>8} {'cum ms':>8} {'calls':>7}  top 10 by own time")
         for r in prof["top_self"]:
             print(f"  {r['self_ms']:>8} {r['cumulative_ms']:>8} {r['calls']:>7}  {r['function']}")
-        print(f"  {'self ms':>8} {'cum ms':>8} {'calls':>7}  stages (cumulative)")
-        for r in prof["stages"]:
+        print(
+            f"  {'self ms':>8} {'cum ms':>8} {'calls':>7}  lifecycle functions by cumulative time"
+        )
+        for r in prof["lifecycle_cumulative"]:
             print(f"  {r['self_ms']:>8} {r['cumulative_ms']:>8} {r['calls']:>7}  {r['function']}")
 
 
@@ -742,10 +858,45 @@ def combined(stored: Measure, evaluated: Measure, name: str, unit: str) -> Measu
     )
 
 
+ERROR_LINE = re.compile(r"^(?:[\w]+\.)+(\w+(?:Error|Exception|Detected|Violation|Failure))\b")
+
+
+def server_errors(server: Server, out_dir: Path, stamp: str) -> dict[str, int]:
+    """Exceptions the server logged, by class; its log is kept in bench/results if any."""
+    text = server.output(limit=None)
+    found = Counter(m.group(1) for m in map(ERROR_LINE.match, text.splitlines()) if m)
+    if found:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"ingest-{stamp}-{server.kind}-server.log").write_text(text)
+    return dict(found)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started_at = datetime.now(UTC)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    out_dir = ROOT / "bench" / "results"
+    t_start = time.perf_counter()
     load_before = os.getloadavg()
+    code = {"git": _git_head(), "src_digest_at_start": _src_fingerprint()}
     workdir = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
+    try:
+        return _run(args, started_at, stamp, out_dir, t_start, load_before, workdir, code)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(
+    args: argparse.Namespace,
+    started_at: datetime,
+    stamp: str,
+    out_dir: Path,
+    t_start: float,
+    load_before: tuple[float, float, float],
+    workdir: Path,
+    code: dict[str, Any],
+) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
     rows, source = base_rows(args.data, workdir)
     print(f"events from {source} ({len(rows)} rows); building calls ...", flush=True)
     batch_calls = make_calls(rows, args.events, "b")
@@ -753,13 +904,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bare_calls = tracks_only(make_calls(rows, args.requests * 2, "x"))[: args.requests]
     warm_batches = batches(make_calls(rows, args.batch_size * 2, "w"), args.batch_size)
     warm_tracks = tracks_only(make_calls(rows, 400, "v"))[:200]
+    warm_bare = tracks_only(make_calls(rows, 400, "y"))[:200]
     prof_calls = make_calls(rows, args.batch_size * 2, "p")
+    prof_track_calls = tracks_only(make_calls(rows, 400, "q"))
     chunks = batches(batch_calls, args.batch_size)
+    # The calls above are a large heap the measured code never touches: take them out of
+    # the garbage collector's sight, so its full passes do not land in the timings.
+    gc.collect()
+    gc.freeze()
 
     measures: list[Measure] = []
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"server_errors": {}}
     with scratch_database(args.pg_url) as url:
-        print(f"scratch database {url.rsplit('/', 1)[1]}: migrating, publishing ...", flush=True)
+        print(f"scratch database {make_url(url).database}: migrating, publishing ...", flush=True)
         runtime, published, pg_version = prepare_database(url)
         try:
             print(f"COPY {len(batch_calls)} rows ...", flush=True)
@@ -770,9 +927,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server = Server("bare", {**env, "BENCH_BARE_URL": url}, workdir)
             try:
                 print(f"bare FastAPI: {len(bare_calls)} requests ...", flush=True)
-                bare = measure_bare(server, warm_tracks, bare_calls, args.concurrency)
+                bare = measure_bare(
+                    server, url, warm_bare, bare_calls, args.concurrency, args.retries
+                )
             finally:
                 server.stop()
+                result["server_errors"]["bare"] = server_errors(server, out_dir, stamp)
             measures.append(bare)
 
             app_env = {
@@ -787,15 +947,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server = Server("app", app_env, workdir)
             try:
                 print(f"/v1/batch: {len(chunks)} requests of {args.batch_size} ...", flush=True)
-                batch, batch_jobs = measure_batch(server, warm_batches, chunks, args.concurrency)
+                batch, batch_jobs = measure_batch(
+                    server, url, warm_batches, chunks, args.concurrency, args.retries
+                )
                 print(f"/v1/track: {len(track_calls)} requests ...", flush=True)
                 track, track_jobs = measure_track(
-                    server, warm_tracks, track_calls, args.concurrency
+                    server, url, warm_tracks, track_calls, args.concurrency, args.retries
                 )
             finally:
                 server.stop()
+                result["server_errors"]["app"] = server_errors(server, out_dir, stamp)
             print("evaluating (the queued events.evaluate jobs) ...", flush=True)
-            batch_eval, _ = measure_evaluation(
+            batch_eval = measure_evaluation(
                 runtime,
                 url,
                 "batch eval",
@@ -803,7 +966,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 batch_jobs,
                 args.eval_threads,
             )
-            track_eval, _ = measure_evaluation(
+            track_eval = measure_evaluation(
                 runtime,
                 url,
                 "track eval",
@@ -829,9 +992,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 >= 0.25
             }
             if args.profile:
-                print("profiling one batch of events.service.ingest ...", flush=True)
-                warm, items = batches(prof_calls, args.batch_size)[:2]
-                result["profile"] = profile_ingest(runtime, warm, items)
+                print("profiling ingest (batch, single) and evaluate_events ...", flush=True)
+                result["profiles"] = profile_all(
+                    runtime, prof_calls, prof_track_calls, args.batch_size
+                )
             counts = {
                 table: scalar(url, f"SELECT count(*) FROM {table}")
                 for table in ("events", "profiles", "identities", "journeys", "bench_copy")
@@ -842,6 +1006,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result.update(
         {
             "started_at": started_at.isoformat(),
+            "run_seconds": round(time.perf_counter() - t_start, 1),
             "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "machine": {
                 "cpus": os.cpu_count(),
@@ -855,17 +1020,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "events_source": source,
             "campaigns_published": published,
             "row_counts": counts,
-            "git": _git_head(),
+            "code": {
+                **code,
+                "src_digest_at_end": _src_fingerprint(),
+                "changed_during_run": code["src_digest_at_start"] != _src_fingerprint(),
+            },
             "measures": [{**asdict(m), "rate": round(m.rate, 1)} for m in measures],
         }
     )
     print_report(result, measures)
-    out_dir = ROOT / "bench" / "results"
+    print(f"\ncode: git {code['git']}, src/ digest {code['src_digest_at_start']}")
+    if result["code"]["changed_during_run"]:
+        print("WARNING: src/ changed during the run; the figures mix two versions of the code")
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"ingest-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out = out_dir / f"ingest-{stamp}.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"\nresults: {out.relative_to(ROOT)}  (load average {load_before[0]:.2f} before)")
+    print(
+        f"\nresults: {out.relative_to(ROOT)}  ({result['run_seconds']} s; load average"
+        f" {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after)"
+    )
     return result
+
+
+def _src_fingerprint() -> str:
+    """A digest of src/ as it is now: the figures belong to this code."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _git_head() -> str | None:
@@ -888,11 +1070,17 @@ def _git_head() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=20_000, help="calls for COPY and /v1/batch")
     parser.add_argument("--requests", type=int, default=3_000, help="single /v1/track calls")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4, help="HTTP connections in flight")
+    parser.add_argument(
+        "--retries", type=int, default=3, help="re-sends of a request answered 5xx (as SDKs do)"
+    )
     parser.add_argument("--eval-threads", type=int, default=2, help="as worker_threads (2)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="an admin URL (SQLAlchemy form)")
     parser.add_argument("--data", type=Path, default=None, help="a REES46-format CSV")

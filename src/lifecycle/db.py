@@ -80,7 +80,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping (a round trip per checkout); connections are recycled instead, and a
+    # request or job that meets a dropped connection fails and is retried by its sender.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -37,17 +36,17 @@ class Live:
     definition: CampaignDef
 
 
-@lru_cache(maxsize=512)
-def _definition(version_id: int, checksum: str, raw: str) -> CampaignDef:
-    import json
-
-    return CampaignDef.model_validate(json.loads(raw))
+_definitions: dict[tuple[int, str], CampaignDef] = {}
 
 
 def definition_of(version: CampaignVersion) -> CampaignDef:
-    import json
-
-    return _definition(version.id, version.checksum, json.dumps(version.definition, sort_keys=True))
+    """The parsed definition; versions never change, so each is parsed once per process
+    (keyed by id and checksum, so another database's version 1 is not mistaken for it)."""
+    key = (version.id, version.checksum)
+    found = _definitions.get(key)
+    if found is None:
+        found = _definitions[key] = CampaignDef.model_validate(version.definition)
+    return found
 
 
 def publish(session: Session, loaded: list[LoadedCampaign], *, now: datetime) -> list[str]:
@@ -309,6 +308,15 @@ def evaluate_events(
     )
     if not events:
         return 0
+    if is_postgres(session):
+        # Lock the people concerned in id order: two evaluations of overlapping
+        # profiles then queue instead of deadlocking on their journeys.
+        session.execute(
+            select(Profile.id)
+            .where(Profile.id.in_(sorted({e.profile_id for e in events})))
+            .order_by(Profile.id)
+            .with_for_update()
+        ).all()
     live = live_campaigns(session)
     watching = {name for item in live for name in item.definition.watched_events()}
     started = 0

@@ -45,7 +45,8 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     if not rows:
         return {}
     if is_postgres(session):
-        return _copy_new(session, rows)
+        # COPY pays for its set-up only on a batch; a single call is one INSERT.
+        return _copy_new(session, rows) if len(rows) > 20 else _insert_rows(session, rows)
     from sqlalchemy.dialects.sqlite import insert
 
     inserted: dict[str, int] = {}
@@ -63,6 +64,17 @@ COLUMNS = (
     "profile_id", "type", "name", "properties", "context", "occurred_at",
     "received_at", "source", "dedupe_key", "backfill", "evaluated_at",
 )  # fmt: skip
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    from sqlalchemy.dialects.postgresql import insert
+
+    stmt = (
+        insert(Event)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Event.dedupe_key, Event.id)
+    )
+    return {key: event_id for row in rows for key, event_id in session.execute(stmt, row)}
 
 
 def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
