@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from lifecycle import clock, jobs, migrate
 from lifecycle.campaigns import service as campaigns
 from lifecycle.campaigns.loader import load_directory
+from lifecycle.campaigns.service import forget_live_campaigns
 from lifecycle.config import Settings
 from lifecycle.db import make_engine
 from lifecycle.delivery.providers.outbox import RecordingProvider
@@ -132,6 +133,8 @@ def inline(runtime: Runtime) -> Iterator[InlineJobs]:
 
 @pytest.fixture(autouse=True)
 def _release_clock() -> Iterator[None]:
+    # Each test's data is rolled back, so campaigns cached by an earlier test are gone.
+    forget_live_campaigns()
     yield
     clock.set_now(None)
     jobs.install(None)

@@ -8,6 +8,7 @@ exit before a step (see :mod:`.engine`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,9 +32,24 @@ from lifecycle.profiles.models import Profile
 
 @dataclass(frozen=True)
 class Live:
-    campaign: Campaign
-    version: CampaignVersion
+    """A published campaign's current version, as plain data (safe to cache)."""
+
+    campaign_id: int
+    name: str
+    version_id: int
     definition: CampaignDef
+
+    def triggered_by(self, event: Event) -> bool:
+        trigger = self.definition.trigger
+        return trigger.event == event.name and properties_match(
+            event.properties or {}, trigger.where
+        )
+
+
+# Every evaluation needs the live campaigns; they change only on publish. Each
+# process keeps them for LIVE_TTL seconds (and drops them at once when it publishes).
+LIVE_TTL = 5.0
+_live_cache: dict[str, tuple[float, list[Live]]] = {}
 
 
 _definitions: dict[tuple[int, str], CampaignDef] = {}
@@ -88,17 +104,29 @@ def publish(session: Session, loaded: list[LoadedCampaign], *, now: datetime) ->
         campaign.status = "active"
         campaign.updated_at = now
         changed.append(f"{name} v{number}")
+    if changed:
+        forget_live_campaigns()
     return changed
 
 
 def live_campaigns(session: Session) -> list[Live]:
+    key = session.get_bind().engine.url.render_as_string()
+    cached = _live_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     rows = session.execute(
-        select(Campaign, CampaignVersion)
+        select(Campaign.id, Campaign.name, CampaignVersion)
         .join(CampaignVersion, CampaignVersion.id == Campaign.current_version_id)
         .where(Campaign.status == "active")
         .order_by(Campaign.name)
     )
-    return [Live(c, v, definition_of(v)) for c, v in rows]
+    live = [Live(cid, name, v.id, definition_of(v)) for cid, name, v in rows]
+    _live_cache[key] = (time.monotonic() + LIVE_TTL, live)
+    return live
+
+
+def forget_live_campaigns() -> None:
+    _live_cache.clear()
 
 
 class DbFacts:
@@ -248,7 +276,7 @@ def start_journey(
     """Start a journey unless the re-entry rule forbids it; None when it does."""
     previous = session.scalar(
         select(Journey.status)
-        .where(Journey.campaign_id == live.campaign.id, Journey.profile_id == profile_id)
+        .where(Journey.campaign_id == live.campaign_id, Journey.profile_id == profile_id)
         .order_by(Journey.id.desc())
         .limit(1)
     )
@@ -256,8 +284,8 @@ def start_journey(
         return None
     anchor = trigger_event.occurred_at if trigger_event is not None else now
     journey = Journey(
-        campaign_id=live.campaign.id,
-        version_id=live.version.id,
+        campaign_id=live.campaign_id,
+        version_id=live.version_id,
         profile_id=profile_id,
         trigger_event_id=trigger_event.id if trigger_event is not None else None,
         entered_via=entered_via,
@@ -308,19 +336,21 @@ def evaluate_events(
     )
     if not events:
         return 0
-    if is_postgres(session):
+    live = live_campaigns(session)
+    watching = {name for item in live for name in item.definition.watched_events()}
+    triggers = {item.definition.trigger.event for item in live}
+    relevant = [e for e in events if e.name in watching or e.name in triggers]
+    if relevant and is_postgres(session):
         # Lock the people concerned in id order: two evaluations of overlapping
         # profiles then queue instead of deadlocking on their journeys.
         session.execute(
             select(Profile.id)
-            .where(Profile.id.in_(sorted({e.profile_id for e in events})))
+            .where(Profile.id.in_(sorted({e.profile_id for e in relevant})))
             .order_by(Profile.id)
             .with_for_update()
         ).all()
-    live = live_campaigns(session)
-    watching = {name for item in live for name in item.definition.watched_events()}
     started = 0
-    for event in events:
+    for event in relevant:
         if event.name in watching:
             journeys = session.scalars(
                 _lock(
@@ -334,13 +364,10 @@ def evaluate_events(
                 run_journey(session, journey, now=now, settle_window=settle_window)
         # Age is judged at arrival, so an evaluation delayed by a queue outage does not
         # turn a fresh event into history.
-        if not event.backfill and event.occurred_at >= event.received_at - max_age:
-            for item in live:
-                trigger = item.definition.trigger
-                if trigger.event != event.name or not properties_match(
-                    event.properties or {}, trigger.where
-                ):
-                    continue
+        if event.backfill or event.occurred_at < event.received_at - max_age:
+            continue
+        for item in live:
+            if item.triggered_by(event):
                 journey = start_journey(
                     session,
                     item,
@@ -350,6 +377,7 @@ def evaluate_events(
                     trigger_event=event,
                 )
                 started += journey is not None
+    for event in events:
         event.evaluated_at = now
     session.flush()
     return started
@@ -382,7 +410,7 @@ def resume(session: Session, journey_id: int, *, now: datetime, settle_window: t
 
 def _live_by_name(session: Session, name: str) -> Live:
     for item in live_campaigns(session):
-        if item.campaign.name == name:
+        if item.name == name:
             return item
     raise NotFound(f"no active campaign named {name!r}")
 
@@ -417,7 +445,7 @@ def remove_member(
     journey = session.scalar(
         _lock(
             select(Journey).where(
-                Journey.campaign_id == live.campaign.id,
+                Journey.campaign_id == live.campaign_id,
                 Journey.profile_id == profile_id,
                 Journey.status == "active",
             ),
