@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     max_batch_items: int = 2500
     max_body_bytes: int = 4 * 1024 * 1024
     default_phone_region: str = "US"
+    # Values never used as identifiers, besides the built-in null-like ones (case-folded).
+    junk_identifiers: list[str] = Field(default_factory=list)
+    # Identifiers a profile may hold, per kind; one more is left off and reported.
+    identity_limits: dict[str, int] = Field(
+        default_factory=lambda: {"id": 1, "email": 5, "phone": 3}
+    )
+    # Whether an empty string in an API call clears an attribute (null always clears).
+    api_empty_clears: bool = True
 
     # Delivery
     email_provider: Literal["outbox", "ses", "smtp"] = "outbox"

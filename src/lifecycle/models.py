@@ -4,13 +4,20 @@ from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, Journ
 from lifecycle.db import Base
 from lifecycle.delivery.models import Message, MessageEvent
 from lifecycle.events.models import Event
-from lifecycle.profiles.models import AttributeChange, Identity, Merge, Profile
+from lifecycle.profiles.models import (
+    AttributeChange,
+    DuplicateCandidate,
+    Identity,
+    Merge,
+    Profile,
+)
 
 __all__ = [
     "AttributeChange",
     "Base",
     "Campaign",
     "CampaignVersion",
+    "DuplicateCandidate",
     "Event",
     "Identity",
     "Journey",

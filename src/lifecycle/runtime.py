@@ -77,5 +77,8 @@ def build_runtime(
             source="api",
             default_region=settings.default_phone_region,
             max_age=timedelta(hours=settings.event_max_age_hours),
+            extra_junk=frozenset(v.strip().casefold() for v in settings.junk_identifiers),
+            limits=dict(settings.identity_limits),
+            empty_clears=settings.api_empty_clears,
         ),
     )

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecycle.campaigns.models import Journey, JourneyLog
-from lifecycle.profiles.merge import on_merge
+from lifecycle.profiles.merge import on_merge, on_unmerge
 
 
 @on_merge
@@ -49,3 +49,33 @@ def fold_journeys(
             )
     session.flush()
     return {"journeys_ended": ended}
+
+
+@on_unmerge("fold_journeys")
+def unfold_journeys(session: Session, saved: dict[str, Any], now: datetime) -> None:
+    """Journeys the merge ended come back, where the other profile did not start anew."""
+    for item in saved.get("journeys_ended", []):
+        journey = session.get(Journey, item["id"])
+        if journey is None or journey.status != "exited" or journey.exit_reason != "merged":
+            continue
+        clash = session.scalar(
+            select(Journey.id).where(
+                Journey.campaign_id == journey.campaign_id,
+                Journey.profile_id == journey.profile_id,
+                Journey.status == "active",
+            )
+        )
+        if clash is not None:
+            continue
+        journey.status, journey.exit_reason, journey.ended_at = "active", None, None
+        journey.wake_at = datetime.fromisoformat(item["wake_at"]) if item["wake_at"] else now
+        session.add(
+            JourneyLog(
+                journey_id=journey.id,
+                at=now,
+                kind="resumed",
+                step_id=None,
+                detail="the merge that ended it was undone",
+            )
+        )
+    session.flush()

@@ -33,6 +33,12 @@ class Call:
     backfill: bool = False
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def via(self) -> str | None:
+        """The identifier that names whom this call is about (the first usable one)."""
+        first = self.identifiers[0] if self.identifiers else None
+        return f"{first.kind}:{first.value}" if first else None
+
 
 def parse_time(value: Any, where: str) -> datetime:
     """ISO 8601; a value without an offset is read as UTC."""

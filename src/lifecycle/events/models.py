@@ -41,4 +41,6 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The identifier the call resolved through ("id:u-1"): see AttributeChange.via.
+    via: Mapped[str | None] = mapped_column(String(600))
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -62,7 +62,7 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
 
 COLUMNS = (
     "profile_id", "type", "name", "properties", "context", "occurred_at",
-    "received_at", "source", "dedupe_key", "backfill", "evaluated_at",
+    "received_at", "source", "dedupe_key", "backfill", "evaluated_at", "via",
 )  # fmt: skip
 
 
@@ -89,7 +89,7 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
             "CREATE TEMP TABLE IF NOT EXISTS events_incoming ("
             " profile_id bigint, type text, name text, properties jsonb, context jsonb,"
             " occurred_at timestamptz, received_at timestamptz, source text, dedupe_key text,"
-            " backfill boolean, evaluated_at timestamptz) ON COMMIT DELETE ROWS"
+            " backfill boolean, evaluated_at timestamptz, via text) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY events_incoming ({columns}) FROM STDIN") as copy:
             for r in rows:
@@ -106,6 +106,7 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
                         r["dedupe_key"],
                         r["backfill"],
                         r["evaluated_at"],
+                        r["via"],
                     )
                 )
         cursor.execute(

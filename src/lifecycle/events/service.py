@@ -30,6 +30,8 @@ class IngestOptions:
     default_region: str = "US"
     max_age: timedelta = timedelta(hours=72)
     extra_junk: frozenset[str] = frozenset()
+    limits: dict[str, int] | None = None
+    empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
 
 
 @dataclass
@@ -52,6 +54,16 @@ class ItemResult:
         if self.warnings:
             out["warnings"] = self.warnings
         return out
+
+
+def _empties(traits: dict[str, Any], *, clear: bool) -> dict[str, Any]:
+    """Missing changes nothing and null clears; an empty string clears or is ignored,
+    as the source's setting says."""
+    if not any(v == "" for v in traits.values()):
+        return traits
+    if clear:
+        return {k: (None if v == "" else v) for k, v in traits.items()}
+    return {k: v for k, v in traits.items() if v != ""}
 
 
 def ingest(
@@ -105,6 +117,7 @@ def ingest(
         [calls[i].identifiers for i in order],
         source=options.source,
         now=now,
+        limits=options.limits,
     )
     profile_of: dict[int, int] = {}
     for i, res in zip(order, resolutions, strict=True):
@@ -114,7 +127,13 @@ def ingest(
 
     with_traits = [i for i in order if calls[i].traits]
     updates = [
-        TraitUpdate(profile_of[i], calls[i].traits, calls[i].occurred_at) for i in with_traits
+        TraitUpdate(
+            profile_of[i],
+            _empties(calls[i].traits, clear=options.empty_clears),
+            calls[i].occurred_at,
+            calls[i].via,
+        )
+        for i in with_traits
     ]
     for index, warning in apply_traits(session, updates, source=options.source, now=now):
         results[with_traits[index]].warnings.append(warning)
@@ -133,6 +152,7 @@ def ingest(
             "backfill": calls[i].backfill,
             # Only track calls can start or move journeys; the rest need no evaluation.
             "evaluated_at": None if calls[i].name else now,
+            "via": calls[i].via,
         }
         for i in order
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lifecycle.db import Base, BigId, JSONType, UTCDateTime
@@ -56,6 +56,9 @@ class AttributeChange(Base):
     source: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The identifier the write came through ("email:a@b.c"): undoing a merge gives a
+    # change made while merged back to the profile that identifier belonged to.
+    via: Mapped[str | None] = mapped_column(String(600))
 
 
 class Merge(Base):
@@ -71,3 +74,25 @@ class Merge(Base):
     moved: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(255))
+    undo_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DuplicateCandidate(Base):
+    """Two profiles that may be one person, with the evidence, for a person to review.
+
+    ``profile_a < profile_b``; a dismissed pair is remembered and not shown again.
+    """
+
+    __tablename__ = "duplicate_candidates"
+    __table_args__ = (UniqueConstraint("profile_a", "profile_b"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_a: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    profile_b: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|dismissed|merged
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(255))

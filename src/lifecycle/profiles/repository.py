@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, TIMESTAMP
 from sqlalchemy.orm import Session
 
 from lifecycle.db import is_postgres
-from lifecycle.profiles.models import AttributeChange, Identity, Profile
+from lifecycle.profiles.models import AttributeChange, DuplicateCandidate, Identity, Profile
 
 Key = tuple[str, str]
 CHUNK = 1000
@@ -241,9 +241,9 @@ def write_attribute_state(
             session.execute(
                 text(
                     "INSERT INTO attribute_changes"
-                    " (profile_id, name, old_value, new_value, source, changed_at, recorded_at)"
-                    " SELECT p, n, o::jsonb, v::jsonb, s, c, :now"
-                    " FROM unnest(:p, :n, :o, :v, :s, :c) AS t(p, n, o, v, s, c)"
+                    " (profile_id, name, old_value, new_value, source, changed_at, recorded_at, via)"
+                    " SELECT p, n, o::jsonb, v::jsonb, s, c, :now, w"
+                    " FROM unnest(:p, :n, :o, :v, :s, :c, :w) AS t(p, n, o, v, s, c, w)"
                 ).bindparams(
                     bindparam("p", type_=ARRAY(BIGINT)),
                     _texts("n"),
@@ -252,6 +252,7 @@ def write_attribute_state(
                     _texts("s"),
                     bindparam("c", type_=ARRAY(TIMESTAMP(timezone=True))),
                     bindparam("now", type_=TIMESTAMP(timezone=True)),
+                    _texts("w"),
                 ),
                 {
                     "p": [c["profile_id"] for c in changes],
@@ -261,6 +262,7 @@ def write_attribute_state(
                     "s": [c["source"] for c in changes],
                     "c": [c["changed_at"] for c in changes],
                     "now": now,
+                    "w": [c.get("via") for c in changes],
                 },
             )
         return
@@ -284,3 +286,35 @@ def write_attribute_state(
 def _json_or_null(value: Any) -> str | None:
     # SQL NULL for "no value", as the ORM path stores it (JSON null is not used).
     return None if value is None else json.dumps(value)
+
+
+def record_candidates(
+    session: Session, pairs: list[tuple[int, int, list[str]]], now: datetime
+) -> None:
+    """Remember possible duplicates (a pair once; a dismissed pair stays dismissed)."""
+    seen: dict[tuple[int, int], list[str]] = {}
+    for a, b, evidence in pairs:
+        if a != b:
+            seen.setdefault((min(a, b), max(a, b)), []).extend(evidence)
+    for (a, b), evidence in sorted(seen.items()):
+        existing = session.scalar(
+            select(DuplicateCandidate).where(
+                DuplicateCandidate.profile_a == a, DuplicateCandidate.profile_b == b
+            )
+        )
+        if existing is None:
+            session.add(
+                DuplicateCandidate(
+                    profile_a=a,
+                    profile_b=b,
+                    score=1.0,
+                    evidence=sorted(set(evidence)),
+                    status="open",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        elif not set(evidence) <= set(existing.evidence):
+            existing.evidence = sorted(set(existing.evidence) | set(evidence))
+            existing.updated_at = now
+    session.flush()

@@ -55,6 +55,7 @@ def resolve_many(
     source: str,
     now: datetime,
     actor: str = "system",
+    limits: dict[str, int] | None = None,
 ) -> list[Resolution]:
     """Resolve each request's identifiers to one profile, creating and linking as needed."""
     all_keys = sorted({ident.key for req in requests for ident in req})
@@ -65,6 +66,8 @@ def resolve_many(
     new_rows: dict[tuple[str, str], dict] = {}
     next_temp = -1
     merges: list[tuple[int, int, str]] = []
+    suspects: list[tuple[int, int, list[str]]] = []
+    limits = LIMITS if limits is None else limits
 
     for req in requests:
         keys = {i.key for i in req}
@@ -83,6 +86,9 @@ def resolve_many(
                     idents[primary].add(key)
             else:
                 taken = sorted(k for k in keys if owner.get(k) == other)
+                suspects.append(
+                    (primary, other, [f"{source} call linked {k}={v}" for k, v in taken])
+                )
                 res.warnings.append(
                     f"{', '.join(f'{k}={v}' for k, v in taken)} belongs to another profile "
                     f"({other}); left off, flagged as a possible duplicate"
@@ -92,7 +98,7 @@ def resolve_many(
             if ident.key in owner:
                 continue
             held = sum(1 for kind, _ in idents[pid] if kind == ident.kind)
-            limit = LIMITS.get(ident.kind)
+            limit = limits.get(ident.kind)
             if limit is not None and held >= limit:
                 res.warnings.append(
                     f"{ident.kind}={ident.display!r} left off: the profile already holds "
@@ -117,6 +123,9 @@ def resolve_many(
     real = dict(zip(temp_ids, created, strict=True))
     for row in new_rows.values():
         row["profile_id"] = real.get(row["profile_id"], row["profile_id"])
+    repository.record_candidates(
+        session, [(real.get(a, a), real.get(b, b), why) for a, b, why in suspects], now
+    )
     for survivor, merged, why in merges:
         merge_profiles(
             session, real.get(survivor, survivor), merged, reason=why, actor=actor, now=now

@@ -22,6 +22,7 @@ class TraitUpdate:
     profile_id: int
     traits: dict[str, Any]
     at: datetime  # the update's own timestamp
+    via: str | None = None  # the identifier the update came through
 
 
 def apply_traits(
@@ -63,6 +64,7 @@ def apply_traits(
                     "source": source,
                     "changed_at": upd.at,
                     "recorded_at": now,
+                    "via": upd.via,
                 }
             )
     repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
