@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_batch_items: int = 2500
     max_body_bytes: int = 4 * 1024 * 1024
     default_phone_region: str = "US"
+    # Known renumberings that make two forms one line, e.g. "BR mobile ninth digit".
+    phone_equivalence_rules: list[str] = Field(default_factory=list)
     # Values never used as identifiers, besides the built-in null-like ones (case-folded).
     junk_identifiers: list[str] = Field(default_factory=list)
     # Identifiers a profile may hold, per kind; one more is left off and reported.

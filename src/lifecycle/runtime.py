@@ -79,6 +79,7 @@ def build_runtime(
             max_age=timedelta(hours=settings.event_max_age_hours),
             extra_junk=frozenset(v.strip().casefold() for v in settings.junk_identifiers),
             limits=dict(settings.identity_limits),
+            phone_rules=frozenset(settings.phone_equivalence_rules),
             empty_clears=settings.api_empty_clears,
         ),
     )

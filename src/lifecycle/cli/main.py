@@ -168,3 +168,64 @@ def _exit_on_problems(problems) -> None:  # type: ignore[no-untyped-def]
         print(problem, file=sys.stderr)
     if problems:
         raise typer.Exit(1)
+
+
+profiles_app = typer.Typer(help="Profiles: merge and undo by hand.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.command("merge")
+def merge_cmd(
+    into: Annotated[str, typer.Argument(help="The profile that stays (id:..., email:..., 42).")],
+    other: Annotated[str, typer.Argument(help="The profile merged into it.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the merge log.")],
+    by: Annotated[str, typer.Option(help="Who asks; kept in the merge log.")],
+    force: Annotated[bool, typer.Option(help="Needed when both have an external id.")] = False,
+    database_url: DbOption = None,
+) -> None:
+    """Merge OTHER into INTO (undo with `lifecycle profiles unmerge MERGE_ID`)."""
+    from lifecycle import clock
+    from lifecycle.errors import LifecycleError
+    from lifecycle.profiles import service
+    from lifecycle.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    try:
+        with runtime.session() as session:
+            record = service.merge(
+                session,
+                into,
+                other,
+                reason=reason,
+                actor=by,
+                now=clock.now(),
+                force=force,
+                default_region=runtime.settings.default_phone_region,
+            )
+            print(f"merge {record.id}: profile {record.merged_id} merged into {record.survivor_id}")
+    except LifecycleError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@profiles_app.command("unmerge")
+def unmerge_cmd(
+    merge_id: int,
+    reason: Annotated[str, typer.Option(help="Why; kept in the merge log.")],
+    by: Annotated[str, typer.Option(help="Who asks; kept in the merge log.")],
+    database_url: DbOption = None,
+) -> None:
+    """Undo a merge exactly: both profiles come back, with what happened since."""
+    from lifecycle import clock
+    from lifecycle.errors import LifecycleError
+    from lifecycle.profiles import service
+    from lifecycle.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    try:
+        with runtime.session() as session:
+            record = service.undo_merge(session, merge_id, reason=reason, actor=by, now=clock.now())
+            print(f"merge {record.id} undone: profiles {record.survivor_id} and {record.merged_id}")
+    except LifecycleError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        raise typer.Exit(1) from None

@@ -141,6 +141,7 @@ def parse_call(
     now: datetime,
     default_region: str = "US",
     extra_junk: frozenset[str] = frozenset(),
+    phone_rules: frozenset[str] = frozenset(),
 ) -> Call:
     """Validate one call. ``call_type`` is fixed by the endpoint, or read from ``type``."""
     if not isinstance(raw, dict):
@@ -208,7 +209,11 @@ def parse_call(
             continue
         try:
             ident = normalize(
-                ident_kind, value, default_region=default_region, extra_junk=extra_junk
+                ident_kind,
+                value,
+                default_region=default_region,
+                extra_junk=extra_junk,
+                rules=phone_rules,
             )
         except NotAnIdentifier as err:
             warnings.append(f"{where}: {err}; not used to identify")

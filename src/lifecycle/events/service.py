@@ -31,6 +31,7 @@ class IngestOptions:
     max_age: timedelta = timedelta(hours=72)
     extra_junk: frozenset[str] = frozenset()
     limits: dict[str, int] | None = None
+    phone_rules: frozenset[str] = frozenset()
     empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
 
 
@@ -86,6 +87,7 @@ def ingest(
                 now=now,
                 default_region=options.default_region,
                 extra_junk=options.extra_junk,
+                phone_rules=options.phone_rules,
             )
         except Invalid as err:
             results[i].status = "rejected"

@@ -40,6 +40,7 @@ JUNK_VALUES = frozenset(
 )
 _ALL_ZERO = re.compile(r"^[0\-_.\s]+$")
 _CHANNEL_PREFIX = re.compile(r"^(whatsapp|sms|tel|mms):", re.IGNORECASE)
+_MOBILE_PREFIX = re.compile(r"^(whatsapp|sms|mms):", re.IGNORECASE)
 
 
 class NotAnIdentifier(ValueError):
@@ -64,14 +65,14 @@ def is_junk(raw: str, extra_junk: frozenset[str] = frozenset()) -> bool:
 
 @lru_cache(maxsize=65536)
 def _normalize_text(
-    kind: str, text: str, default_region: str, extra_junk: frozenset[str]
+    kind: str, text: str, default_region: str, extra_junk: frozenset[str], rules: frozenset[str]
 ) -> Identifier:
     if is_junk(text, extra_junk):
         raise NotAnIdentifier(f"{kind}: {text!r} is a placeholder, not an identifier")
     if kind == "email":
         return Identifier("email", normalize_email(text), text.strip())
     if kind == "phone":
-        return Identifier("phone", normalize_phone(text, default_region), text.strip())
+        return Identifier("phone", normalize_phone(text, default_region, rules), text.strip())
     if kind in ("id", "anonymous_id") or kind.endswith("_id"):
         if len(text) > 512:
             raise NotAnIdentifier(f"{kind}: longer than 512 characters")
@@ -85,11 +86,12 @@ def normalize(
     *,
     default_region: str = "US",
     extra_junk: frozenset[str] = frozenset(),
+    rules: frozenset[str] = frozenset(),
 ) -> Identifier:
     if raw is None or isinstance(raw, bool | dict | list | float):
         raise NotAnIdentifier(f"{kind}: {raw!r} is not a usable value")
     # Cached: the same people write again and again; validation is the costly part.
-    return _normalize_text(kind, str(raw), default_region, extra_junk)
+    return _normalize_text(kind, str(raw), default_region, extra_junk, rules)
 
 
 def normalize_email(raw: str) -> str:
@@ -102,13 +104,31 @@ def normalize_email(raw: str) -> str:
     return candidate.casefold()
 
 
-def normalize_phone(raw: str, default_region: str = "US") -> str:
-    """E.164 through phonenumbers; channel prefixes such as ``whatsapp:`` are dropped."""
+BR_NINTH_DIGIT = "BR mobile ninth digit"
+PHONE_RULES = (BR_NINTH_DIGIT,)
+
+
+def _br_ninth_digit(parsed: phonenumbers.PhoneNumber, *, mobile: bool) -> None:
+    """Brazil added a 9 in front of 8-digit mobile numbers (2012-2016): the old form of a
+    mobile (area code + 8 digits; known to be a mobile from its channel, such as
+    WhatsApp, or starting 6-9 as mobiles did) is the same line as the new one."""
+    national = str(parsed.national_number)
+    if parsed.country_code == 55 and len(national) == 10 and (mobile or national[2] in "6789"):
+        parsed.national_number = int(national[:2] + "9" + national[2:])
+
+
+def normalize_phone(
+    raw: str, default_region: str = "US", rules: frozenset[str] = frozenset()
+) -> str:
+    """E.164 through phonenumbers; channel prefixes such as ``whatsapp:`` are dropped;
+    ``rules`` turn known old forms into the current one (see PHONE_RULES)."""
     candidate = _CHANNEL_PREFIX.sub("", raw.strip())
     try:
         parsed = phonenumbers.parse(candidate, default_region)
     except phonenumbers.NumberParseException as err:
         raise NotAnIdentifier(f"phone: {raw!r} cannot be parsed ({err})") from None
+    if BR_NINTH_DIGIT in rules:
+        _br_ninth_digit(parsed, mobile=bool(_MOBILE_PREFIX.match(raw.strip())))
     if not phonenumbers.is_possible_number(parsed):
         raise NotAnIdentifier(f"phone: {raw!r} is not a possible number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

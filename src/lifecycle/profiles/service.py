@@ -1,15 +1,17 @@
-"""Profile use cases: find a profile by reference, and describe it for the read API."""
+"""Profile use cases: find a profile by reference, describe it, merge and unmerge by hand."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lifecycle.errors import Invalid, NotFound
+from lifecycle.errors import Conflict, Invalid, NotFound
 from lifecycle.profiles.identifiers import NotAnIdentifier, normalize
-from lifecycle.profiles.models import Identity, Profile
+from lifecycle.profiles.merge import merge_profiles, unmerge
+from lifecycle.profiles.models import Identity, Merge, Profile
 
 REF_KINDS = {"id": "id", "email": "email", "phone": "phone", "anon": "anonymous_id"}
 
@@ -89,3 +91,54 @@ def contact_for(session: Session, profile_id: int, channel: str) -> str | None:
         .order_by(Identity.last_seen.desc(), Identity.id.desc())
         .limit(1)
     )
+
+
+def merge(
+    session: Session,
+    into: str,
+    other: str,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    force: bool = False,
+    default_region: str = "US",
+) -> Merge:
+    """Merge the profile ``other`` names into the one ``into`` names (explicit, by staff)."""
+    if not reason.strip():
+        raise Invalid("a merge needs a reason", field="reason")
+    survivor = find_profile(session, into, default_region=default_region)
+    merged = find_profile(session, other, default_region=default_region)
+    if survivor.id == merged.id:
+        raise Conflict(f"{into!r} and {other!r} are already the same profile ({survivor.id})")
+    return merge_profiles(
+        session, survivor.id, merged.id, reason=reason, actor=actor, now=now, force=force
+    )
+
+
+def undo_merge(session: Session, merge_id: int, *, reason: str, actor: str, now: datetime) -> Merge:
+    if not reason.strip():
+        raise Invalid("an undo needs a reason", field="reason")
+    return unmerge(session, merge_id, actor=actor, reason=reason, now=now)
+
+
+def merges_of(session: Session, profile_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Merge)
+        .where((Merge.survivor_id == profile_id) | (Merge.merged_id == profile_id))
+        .order_by(Merge.id)
+    )
+    return [
+        {
+            "id": m.id,
+            "survivor_id": m.survivor_id,
+            "merged_id": m.merged_id,
+            "reason": m.reason,
+            "by": m.actor,
+            "at": m.created_at,
+            "undone_at": m.undone_at,
+            "undone_by": m.undone_by,
+            "undo_reason": m.undo_reason,
+        }
+        for m in rows
+    ]

@@ -25,6 +25,7 @@ from lifecycle.profiles.models import AttributeChange, Merge
 
 # Higher rank sorts first among items at the same instant (a message after its journey entry).
 RANKS = {
+    "merge_undone": 0,
     "merge": 1,
     "attribute_change": 2,
     "event": 3,
@@ -71,6 +72,13 @@ def _sources(profile_id: int) -> list[Any]:
             Merge.id,
             Merge.created_at,
             or_(Merge.survivor_id == profile_id, Merge.merged_id == profile_id),
+        ),
+        part(
+            "merge_undone",
+            Merge.id,
+            Merge.undone_at,
+            or_(Merge.survivor_id == profile_id, Merge.merged_id == profile_id),
+            Merge.undone_at.is_not(None),
         ),
     ]
 
@@ -202,17 +210,18 @@ def _describe(session: Session, kind: str, row_id: int) -> dict[str, Any]:
                 )
             ],
         }
-    if kind == "merge":
+    if kind in ("merge", "merge_undone"):
         g = session.get(Merge, row_id)
         assert g is not None
-        return {
+        item = {
             "kind": kind,
             "id": g.id,
-            "at": g.created_at,
             "survivor_id": g.survivor_id,
             "merged_id": g.merged_id,
-            "reason": g.reason,
-            "actor": g.actor,
-            "undone_at": g.undone_at,
         }
+        if kind == "merge":
+            item.update(at=g.created_at, reason=g.reason, by=g.actor, undone_at=g.undone_at)
+        else:
+            item.update(at=g.undone_at, reason=g.undo_reason, by=g.undone_by)
+        return item
     raise AssertionError(kind)
