@@ -249,15 +249,16 @@ def test_junk_user_id_is_not_an_identifier_but_the_call_is_stored(client, db, ju
     assert _profile_of(db, "id", junk.strip()) is None
 
 
-def test_junk_user_ids_never_join_two_senders(client, db):
-    pids = []
+def test_a_call_naming_nobody_but_a_junk_id_is_refused_with_the_field(client, db):
+    """B19: a placeholder is never an identifier; a call left naming nobody cannot be
+    attributed, so it is refused with the field and value (never glued to a stranger)."""
     for mid in ("jj-1", "jj-2"):
         body = {"userId": "undefined", "event": "Opened", "messageId": mid}
-        answer = client.post("/v1/track", json=body, headers=WRITE_AUTH).json()
-        assert answer["status"] == "accepted" and answer["warnings"]
-        pids.append(answer["profile_id"])
-    assert pids[0] != pids[1]
+        response = client.post("/v1/track", json=body, headers=WRITE_AUTH)
+        assert response.status_code == 400
+        assert response.json()["field"] == "userId" and "undefined" in response.json()["error"]
     assert _profile_of(db, "id", "undefined") is None
+    assert _events(db, "jj-1") == []
 
 
 # --- alias ------------------------------------------------------------------------------------

@@ -221,6 +221,13 @@ def parse_call(
         if ident.key not in seen:
             seen.add(ident.key)
             identifiers.append(ident)
+    if not identifiers:
+        # Junk ids only: the call names nobody, so it cannot be attributed.
+        where = "anonymousId" if anonymous_id is not None else "userId"
+        given = anonymous_id if anonymous_id is not None else user_id
+        raise Invalid(
+            f"{given!r} is a placeholder, not an identifier; the call names nobody", field=where
+        )
     return Call(
         type=kind,
         name=name,

@@ -20,6 +20,8 @@ from lifecycle import jobs
 from lifecycle.errors import Invalid
 from lifecycle.events import repository
 from lifecycle.events.calls import Call, parse_call
+from lifecycle.profiles import repository as profile_repository
+from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
 from lifecycle.profiles.resolution import resolve_many
 from lifecycle.profiles.traits import TraitUpdate, apply_traits
 
@@ -55,6 +57,50 @@ class ItemResult:
         if self.warnings:
             out["warnings"] = self.warnings
         return out
+
+
+def _keep_current_contacts(
+    session: Session,
+    calls: dict[int, Call],
+    indexes: list[int],
+    profile_of: dict[int, int],
+    results: list[ItemResult],
+) -> None:
+    """A call without a user id that names one of a profile's earlier addresses (a form
+    filled in with an old email) is matched through it, but does not make it current."""
+    anonymous = [
+        i
+        for i in indexes
+        if not any(ident.kind == "id" for ident in calls[i].identifiers)
+        and any(k in calls[i].traits for k in ("email", "phone"))
+    ]
+    if not anonymous:
+        return
+    held = profile_repository.identities_of(session, {profile_of[i] for i in anonymous})
+    current = profile_repository.attribute_state(
+        session, sorted({profile_of[i] for i in anonymous})
+    )
+    for i in anonymous:
+        pid = profile_of[i]
+        for ident in calls[i].identifiers:
+            if ident.kind not in ("email", "phone") or ident.kind not in calls[i].traits:
+                continue
+            now_value = current.get(pid, ({}, {}))[0].get(ident.kind)
+            if ident.key in held[pid] and _differs(ident, now_value):
+                calls[i].traits = {k: v for k, v in calls[i].traits.items() if k != ident.kind}
+                results[i].warnings.append(
+                    f"traits.{ident.kind}: {ident.display!r} is an earlier {ident.kind} of this "
+                    f"profile; it still finds the person, the current one ({now_value!r}) is kept"
+                )
+
+
+def _differs(ident: Identifier, value: Any) -> bool:
+    if value is None:
+        return False
+    try:
+        return normalize(ident.kind, value).value != ident.value
+    except NotAnIdentifier:
+        return True
 
 
 def _empties(traits: dict[str, Any], *, clear: bool) -> dict[str, Any]:
@@ -128,6 +174,7 @@ def ingest(
         results[i].warnings.extend(res.warnings)
 
     with_traits = [i for i in order if calls[i].traits]
+    _keep_current_contacts(session, calls, with_traits, profile_of, results)
     updates = [
         TraitUpdate(
             profile_of[i],

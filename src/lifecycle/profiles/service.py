@@ -81,16 +81,31 @@ def describe(session: Session, profile: Profile) -> dict[str, Any]:
 
 
 def contact_for(session: Session, profile_id: int, channel: str) -> str | None:
-    """The address to reach a profile on ``channel`` (most recently seen identity)."""
+    """The address to reach a profile on ``channel``: the one its ``email``/``phone``
+    attribute names (an old address still identifies the person but is not written to),
+    else the most recently seen identity of that kind."""
     kind = {"email": "email", "sms": "phone", "push": "push_token"}.get(channel)
     if kind is None:
         return None
-    return session.scalar(
-        select(Identity.value)
-        .where(Identity.profile_id == profile_id, Identity.kind == kind)
-        .order_by(Identity.last_seen.desc(), Identity.id.desc())
-        .limit(1)
+    held = list(
+        session.scalars(
+            select(Identity.value)
+            .where(Identity.profile_id == profile_id, Identity.kind == kind)
+            .order_by(Identity.last_seen.desc(), Identity.id.desc())
+        )
     )
+    if not held:
+        return None
+    profile = session.get(Profile, profile_id)
+    current = (profile.attributes or {}).get(kind) if profile else None
+    if isinstance(current, str):
+        try:
+            wanted = normalize(kind, current).value
+        except NotAnIdentifier:
+            wanted = None
+        if wanted in held:
+            return wanted
+    return held[0]
 
 
 def merge(
