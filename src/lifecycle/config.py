@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_KEYS = {"dev-write-key", "dev-admin-key"}
+PLACEHOLDER_KEYS = {"dev-write-key", "dev-admin-key", "dev-link-secret"}
 
 
 class Settings(BaseSettings):
@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     twilio_auth_token: str = ""
     twilio_base_url: str | None = None  # for a local fake endpoint in tests
     public_base_url: str = "http://127.0.0.1:8000"
+    # Signs unsubscribe links; refused as a placeholder in production.
+    link_secret: str = "dev-link-secret"
 
     scheduler_interval_seconds: float = 5.0
     tick_batch_size: int = 500
@@ -79,7 +81,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
-            bad = PLACEHOLDER_KEYS & set(self.write_keys + self.admin_keys)
+            bad = PLACEHOLDER_KEYS & set([*self.write_keys, *self.admin_keys, self.link_secret])
             if bad:
                 raise ValueError(f"placeholder keys are refused in production: {sorted(bad)}")
         return self

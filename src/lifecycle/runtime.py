@@ -72,6 +72,7 @@ def build_runtime(
             email_from=settings.email_from,
             sms_from=settings.sms_from,
             public_base_url=settings.public_base_url,
+            link_secret=settings.link_secret,
         ),
         ingest_options=IngestOptions(
             source="api",

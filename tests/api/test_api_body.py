@@ -44,3 +44,29 @@ def test_too_large_body_and_batch_are_413(runtime):
     items = [{"type": "track", "userId": "x", "event": "E"}] * 3
     response = client.post("/v1/batch", json={"batch": items}, headers=WRITE_AUTH)
     assert response.status_code == 413 and response.json()["field"] == "batch"
+
+
+def test_bad_values_reject_their_own_item_only(runtime, db):
+    from lifecycle import clock
+    from tests.support import at
+
+    clock.set_now(at("2026-03-01T09:00:00Z"))
+    client = TestClient(create_app(runtime))
+    raw = (
+        '{"batch": ['
+        '{"type": "track", "userId": "s1", "event": "E", "properties": {"s": "\\ud800"}, "messageId": "sur-1"},'
+        '{"type": "track", "userId": "s2", "event": "E", "context": "str", "messageId": "sur-2"},'
+        '{"type": "track", "userId": "s3", "event": "E", "timestamp": "2999-01-01T00:00:00Z", "messageId": "sur-3"},'
+        '{"type": "track", "userId": "s4", "event": "Good", "messageId": "sur-4"}'
+        '], "context": {"library": {"name": "x"}}}'
+    )
+    response = client.post(
+        "/v1/batch", content=raw, headers={**WRITE_AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "rejected", "rejected", "accepted"]
+    assert results[0]["field"] == "batch[0].properties.s" and "surrogate" in results[0]["error"]
+    assert results[1]["field"] == "batch[1].context"
+    assert results[2]["field"] == "batch[2].timestamp" and "ahead" in results[2]["error"]
+    assert db.scalar(select(Event.name).where(Event.dedupe_key == "api:sur-4")) == "Good"

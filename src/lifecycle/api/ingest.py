@@ -89,9 +89,11 @@ async def batch(
         )
     shared = body.get("context") if isinstance(body.get("context"), dict) else None
     if shared:
+        # The batch's context fills in each item's (a malformed item context is left
+        # as it is, to be rejected with its own field).
         items = [
             {**item, "context": {**shared, **(item.get("context") or {})}}
-            if isinstance(item, dict)
+            if isinstance(item, dict) and isinstance(item.get("context") or {}, dict)
             else item
             for item in items
         ]

@@ -20,6 +20,7 @@ from pydantic import (
 
 _DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_DURATION_SECONDS = 10 * 366 * 86400  # ten years: longer is a typo, and overflows dates
 
 
 def parse_duration(text: str) -> timedelta:
@@ -33,6 +34,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION_SECONDS // 86400} days")
     return timedelta(seconds=seconds)
 
 

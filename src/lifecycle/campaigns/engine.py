@@ -45,6 +45,7 @@ class State:
     data: dict[str, Any] = field(default_factory=dict)
     exit_reason: str | None = None
     goal_event_id: int | None = None
+    ended_at: datetime | None = None  # when a goal or exit event happened, if one ended it
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def advance(
             continue
         hit = facts.find_event(rule.event, resolve_where(rule.where, state), state.entered_at, None)
         if hit is not None:
+            state.ended_at = hit[1]
             if status == "converted":
                 state.goal_event_id = hit[0]
             _end(

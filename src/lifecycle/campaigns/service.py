@@ -254,7 +254,8 @@ def run_journey(
     journey.exit_reason = state.exit_reason
     journey.goal_event_id = state.goal_event_id
     if state.status != "active" and journey.ended_at is None:
-        journey.ended_at = now
+        # A conversion is shown when the order happened, not when the engine noticed.
+        journey.ended_at = min(state.ended_at, now) if state.ended_at else now
     session.flush()
     # A message that settled at once (no address, say) lets the journey go on now.
     if journey.status == "active" and journey.waiting_on == "message":

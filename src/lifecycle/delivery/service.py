@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lifecycle import jobs
+from lifecycle.delivery import unsubscribe
 from lifecycle.delivery.models import FINAL_STATUSES, Message, MessageEvent
 from lifecycle.delivery.providers.base import Outgoing, PermanentError, Provider, TransientError
 from lifecycle.profiles.models import Profile
@@ -41,6 +42,7 @@ class DeliveryPolicy:
     email_from: str
     sms_from: str
     public_base_url: str
+    link_secret: str = "dev-link-secret"
 
     def delay_after(self, attempt: int) -> timedelta:
         delays = self.retry_delays or [60.0]
@@ -159,7 +161,7 @@ def claim(
         "campaign": message.campaign,
         "message": {"id": message.id},
         "links": {
-            "unsubscribe": f"{policy.public_base_url}/u/{message.id}/{message.idempotency_key}",
+            "unsubscribe": unsubscribe.url(policy.public_base_url, policy.link_secret, message.id),
         },
     }
     try:
@@ -187,6 +189,14 @@ def claim(
         body=rendered.body,
         subject=rendered.subject,
         text=rendered.text,
+        headers=(
+            {
+                "List-Unsubscribe": f"<{context['links']['unsubscribe']}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+            if message.channel == "email"
+            else {}
+        ),
     )
 
 

@@ -11,13 +11,14 @@ import json
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lifecycle.errors import Invalid
 from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
 
 TYPES = ("identify", "track", "alias", "page", "screen")
+MAX_AHEAD = timedelta(hours=24)
 
 
 @dataclass
@@ -84,19 +85,29 @@ def _unstorable(value: Any, where: str) -> tuple[str, str] | None:
         if isinstance(item, str):
             if "\x00" in item:
                 return path, "contains a NUL character (\\u0000), which cannot be stored"
+            if not _utf8(item):
+                return path, "contains a lone UTF-16 surrogate, which is not text"
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return path, f"{item} is not a finite number"
         elif isinstance(item, dict):
             children = []
             for key, child in item.items():
-                if isinstance(key, str) and "\x00" in key:
+                if isinstance(key, str) and ("\x00" in key or not _utf8(key)):
                     return path, "a key contains a NUL character (\\u0000), which cannot be stored"
                 children.append((child, f"{path}.{key}"))
             stack.extend(reversed(children))
         elif isinstance(item, list):
             stack.extend(reversed([(child, f"{path}[{i}]") for i, child in enumerate(item)]))
     return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_storable(raw: dict[str, Any]) -> None:
@@ -106,9 +117,11 @@ def _check_storable(raw: dict[str, Any]) -> None:
     """
     stored = [raw.get(key) for key in STORED]
     try:
-        if "\\u0000" not in json.dumps(stored, allow_nan=False):
+        text = json.dumps(stored, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")  # a lone surrogate cannot be encoded
+        if "\\u0000" not in text:
             return
-    except ValueError:
+    except ValueError:  # also UnicodeEncodeError
         pass
     for key, value in zip(STORED, stored, strict=True):
         bad = _unstorable(value, key)
@@ -162,6 +175,12 @@ def parse_call(
     occurred_at = now
     if raw.get("timestamp") is not None:
         occurred_at = parse_time(raw["timestamp"], "timestamp")
+        if occurred_at > now + MAX_AHEAD:
+            # A clock far ahead would freeze the profile: every later change looks older.
+            raise Invalid(
+                f"{raw['timestamp']!r} is more than {MAX_AHEAD} ahead of the server's clock",
+                field="timestamp",
+            )
     backfill = raw.get("backfill", False)
     if not isinstance(backfill, bool):
         raise Invalid("must be true or false", field="backfill")

@@ -7,6 +7,7 @@ variables raise (``StrictUndefined``): a message is never sent with blanks.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ class Rendered:
     body: str
     subject: str | None = None
     text: str | None = None
+
+
+def _header_text(rendered: str) -> str:
+    """A subject is a plain-text header: undo the HTML escaping of the email template and
+    fold line breaks, so no value can add a header of its own."""
+    return " ".join(html.unescape(rendered).split())
 
 
 class Templates:
@@ -86,7 +93,9 @@ class Templates:
             raise RenderError(f"{channel}/{name}.j2: {err}") from err
         if "subject" not in parts or "html" not in parts:
             raise RenderError(f"{channel}/{name}.j2: an email needs subject and html blocks")
-        return Rendered(body=parts["html"], subject=parts["subject"], text=parts.get("text"))
+        return Rendered(
+            body=parts["html"], subject=_header_text(parts["subject"]), text=parts.get("text")
+        )
 
     def render_string(self, source: str, context: dict[str, Any]) -> str:
         try:
