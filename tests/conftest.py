@@ -25,7 +25,8 @@ from tests.services import ensure_postgres, ensure_redis
 from tests.support import ADMIN_KEY, WRITE_KEY, InlineJobs
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# The team's shared cases and data sit beside the checkout; LIFECYCLE_SHARED_DIR overrides.
+SHARED = Path(os.environ.get("LIFECYCLE_SHARED_DIR", ROOT.parent / "shared"))
 CASES = SHARED / "cases"
 DATA = SHARED / "data"
 PG_ADMIN_URL = os.environ.get(

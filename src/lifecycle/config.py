@@ -7,11 +7,13 @@ Nothing is built at import time; call :func:`get_settings` (cached) or build
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER_KEYS = {"dev-write-key", "dev-admin-key", "dev-link-secret"}
 
 
@@ -77,6 +79,16 @@ class Settings(BaseSettings):
 
     scheduler_interval_seconds: float = 5.0
     tick_batch_size: int = 500
+
+    @model_validator(mode="after")
+    def _find_project_dirs(self) -> Settings:
+        # Relative directories are looked up in the working directory first, then in
+        # the project itself, so `lifecycle demo` works from anywhere.
+        for name in ("campaigns_dir", "templates_dir"):
+            value = Path(getattr(self, name))
+            if not value.is_absolute() and not value.exists() and (PROJECT_ROOT / value).is_dir():
+                setattr(self, name, str(PROJECT_ROOT / value))
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -88,13 +88,15 @@ def run_demo(settings: Settings, events: Path | None, *, batch_size: int, consol
 
     rate = report.calls / report.ingest_seconds if report.ingest_seconds else 0.0
     summary = Table(title="Replay", show_header=False)
-    summary.add_row("rows read", f"{report.rows}  ({report.first_at} .. {report.last_at})")
+    summary.add_row(
+        "rows replayed",
+        f"{report.rows} of {report.rows + len(bad)} ({report.first_at} .. {report.last_at})",
+    )
     summary.add_row(
         "calls this run",
         f"{report.calls}: {report.accepted} new, {report.duplicates} already stored, {report.rejected} rejected",
     )
-    summary.add_row("events stored (track)", str(total_events))
-    summary.add_row("profiles", str(profiles))
+    summary.add_row("in the database now", f"{total_events} track events, {profiles} profiles")
     summary.add_row("scheduler ticks", str(report.ticks))
     summary.add_row("ingestion", f"{report.ingest_seconds:.2f} s, {rate:,.0f} calls/s")
     summary.add_row(
@@ -102,10 +104,14 @@ def run_demo(settings: Settings, events: Path | None, *, batch_size: int, consol
         f"{report.wall_seconds:.2f} s, {report.rows / report.wall_seconds if report.wall_seconds else 0:,.0f} events/s end to end",
     )
     console.print(summary)
+    console.print(
+        "messages: 'skipped' means the profile has no address for that channel; "
+        "'failed' carries the provider's reason (see the timeline)."
+    )
     for line in report.rejections:
         console.print(f"[yellow]rejected {line}[/yellow]")
 
-    table = Table(title="Campaigns")
+    table = Table(title="Campaigns (everything in the database, all runs)")
     for column in (
         "campaign",
         "journeys started",

@@ -229,3 +229,36 @@ def unmerge_cmd(
     except LifecycleError as err:
         print(f"error: {err.message}", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def run() -> None:
+    """The ``lifecycle`` console command: configuration and connection problems are one
+    line naming the setting, not a traceback."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (SettingsError, ValidationError) as err:
+        print(f"error: a LIFECYCLE_* setting is not valid: {err}", file=sys.stderr)
+        sys.exit(2)
+    except (ArgumentError, NoSuchModuleError) as err:
+        print(
+            f"error: LIFECYCLE_DATABASE_URL (or --database-url) is not usable: {err}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        print(
+            f"error: cannot use the database ({reason}); check LIFECYCLE_DATABASE_URL",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    except ProgrammingError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        print(
+            f"error: {reason}; has `lifecycle migrate` been run on this database?", file=sys.stderr
+        )
+        sys.exit(2)
