@@ -70,3 +70,17 @@ def test_bad_values_reject_their_own_item_only(runtime, db):
     assert results[1]["field"] == "batch[1].context"
     assert results[2]["field"] == "batch[2].timestamp" and "ahead" in results[2]["error"]
     assert db.scalar(select(Event.name).where(Event.dedupe_key == "api:sur-4")) == "Good"
+
+
+def test_write_key_in_the_body_as_segment_allows(runtime, db):
+    client = TestClient(create_app(runtime))
+    body = {
+        "writeKey": "test-write-key",
+        "batch": [{"type": "track", "userId": "wk", "event": "E", "messageId": "wk-1"}],
+    }
+    assert client.post("/v1/batch", json=body).status_code == 200
+    assert client.post("/v1/batch", json={**body, "writeKey": "nope"}).status_code == 401
+    assert client.post("/v1/track", json={"userId": "wk", "event": "E"}).status_code == 401
+    track = {"writeKey": "test-write-key", "userId": "wk", "event": "E", "messageId": "wk-2"}
+    assert client.post("/v1/track", json=track).status_code == 200
+    assert db.scalar(select(Event.name).where(Event.dedupe_key == "api:wk-2")) == "E"

@@ -35,9 +35,15 @@ def _matches(candidate: str, keys: list[str]) -> bool:
     return any(hmac.compare_digest(candidate.encode(), k.encode()) for k in keys)
 
 
-def write_key(request: Request, runtime: RuntimeDep) -> str:
-    """Segment SDKs send the write key as the HTTP Basic user name (empty password)."""
+def write_key(request: Request, runtime: RuntimeDep) -> str | None:
+    """Segment SDKs send the write key as the HTTP Basic user name (empty password).
+
+    Returns None when no Authorization header came: the body's ``writeKey`` (Segment's
+    other way) is then checked by :func:`check_body_key` once the body is read.
+    """
     header = request.headers.get("authorization", "")
+    if not header:
+        return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic" and value:
         try:
@@ -46,11 +52,24 @@ def write_key(request: Request, runtime: RuntimeDep) -> str:
             raise HTTPException(401, "Authorization: not valid HTTP Basic credentials") from None
         if _matches(user, runtime.settings.write_keys):
             return user
-    raise HTTPException(
+    raise _no_write_key()
+
+
+def _no_write_key() -> HTTPException:
+    return HTTPException(
         401,
-        "a valid write key is required as the HTTP Basic user name",
+        "a valid write key is required, as the HTTP Basic user name or as writeKey in the body",
         headers={"WWW-Authenticate": 'Basic realm="lifecycle"'},
     )
+
+
+def check_body_key(key: str | None, body: object, runtime: Runtime) -> str:
+    if key is not None:
+        return key
+    given = body.get("writeKey") if isinstance(body, dict) else None
+    if isinstance(given, str) and _matches(given, runtime.settings.write_keys):
+        return given
+    raise _no_write_key()
 
 
 def admin_key(request: Request, runtime: RuntimeDep) -> str:
@@ -61,5 +80,5 @@ def admin_key(request: Request, runtime: RuntimeDep) -> str:
     raise HTTPException(401, "an admin key is required: Authorization: Bearer <key>")
 
 
-WriteKey = Annotated[str, Depends(write_key)]
+WriteKey = Annotated[str | None, Depends(write_key)]
 AdminKey = Annotated[str, Depends(admin_key)]

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from lifecycle import clock
-from lifecycle.api.deps import RuntimeDep, SessionDep, WriteKey
+from lifecycle.api.deps import RuntimeDep, SessionDep, WriteKey, check_body_key
 from lifecycle.errors import Invalid, TooLarge
 from lifecycle.events.service import ingest
 
@@ -49,9 +49,10 @@ async def _json_body(request: Request, max_bytes: int) -> Any:
 
 def _single(call_type: str):  # type: ignore[no-untyped-def]
     async def endpoint(
-        request: Request, _key: WriteKey, runtime: RuntimeDep, session: SessionDep
+        request: Request, key: WriteKey, runtime: RuntimeDep, session: SessionDep
     ) -> JSONResponse:
         body = await _json_body(request, runtime.settings.max_body_bytes)
+        check_body_key(key, body, runtime)
         [result] = await run_in_threadpool(
             ingest,
             session,
@@ -76,9 +77,10 @@ for _type in ("identify", "track", "alias", "page", "screen"):
 
 @router.post("/batch", summary="Segment batch: each item answered on its own")
 async def batch(
-    request: Request, _key: WriteKey, runtime: RuntimeDep, session: SessionDep
+    request: Request, key: WriteKey, runtime: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
     body = await _json_body(request, runtime.settings.max_body_bytes)
+    check_body_key(key, body, runtime)
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise Invalid("a batch body is an object with a 'batch' list", field="batch")
     items = body["batch"]
