@@ -527,3 +527,27 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_parse_duration_refuses_a_number() -> None:
     with pytest.raises(ValueError):
         parse_duration(3)  # type: ignore[arg-type]
+
+
+def test_placeholders_in_filters_must_name_a_send_step_or_the_trigger(tmp_path):
+    from lifecycle.campaigns.loader import parse_file
+    from lifecycle.rendering.templates import Templates
+    from tests.conftest import ROOT
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        'trigger: {event: A, where: {cart: "{{ trigger.cart_id }}"}}\n'
+        'goal: {event: B, where: {x: "{{ bogus }}"}}\n'
+        "steps:\n"
+        "  - {id: s1, send: {channel: email, template: cart_reminder}}\n"
+        "  - id: w\n"
+        '    wait_for: {event: O, where: {m: "{{ steps.nope.message_id }}",'
+        ' ok: "{{ steps.s1.message_id }}", t: "{{ trigger.brand }}"}, timeout: 1d}\n'
+    )
+    loaded, problems = parse_file(path, Templates(ROOT / "templates"))
+    assert loaded is None
+    texts = [f"{p.line}: {p.text}" for p in problems]
+    assert len(texts) == 3
+    assert texts[0].startswith("1: trigger.where.cart:") and "no journey yet" in texts[0]
+    assert texts[1].startswith("2: goal.where.x:")
+    assert texts[2].startswith("6: steps.1.wait_for.where.m:") and "'nope'" in texts[2]

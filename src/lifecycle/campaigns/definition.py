@@ -39,6 +39,35 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+_STEP_REF = re.compile(r"^steps\.([A-Za-z0-9_\-]+)\.message_id$")
+_TRIGGER_REF = re.compile(r"^trigger\.[A-Za-z0-9_\-]+$")
+
+
+def _placeholders(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _placeholders(v)]
+    if isinstance(value, str):
+        return [m.strip() for m in _PLACEHOLDER.findall(value)]
+    return []
+
+
+def _placeholder_problem(text: str, sends: set[str], in_journey: bool) -> str | None:
+    """Filter values may name {{ steps.<send step>.message_id }} or {{ trigger.<property> }}."""
+    if not in_journey:
+        return f"{{{{ {text} }}}}: a trigger's filter cannot use placeholders (no journey yet)"
+    step = _STEP_REF.match(text)
+    if step:
+        return (
+            None
+            if step.group(1) in sends
+            else f"{{{{ {text} }}}}: no send step has the id {step.group(1)!r}"
+        )
+    if _TRIGGER_REF.match(text):
+        return None
+    return f"{{{{ {text} }}}}: use {{{{ steps.<send step id>.message_id }}}} or {{{{ trigger.<property> }}}}"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -191,6 +220,26 @@ class CampaignDef(Strict):
             for loc, target in targets:
                 if target is not None and target not in first:
                     problems.append((loc, f"no step has the id {target!r}"))
+        filters: list[tuple[tuple[str | int, ...], dict[str, Any], bool]] = [
+            (("trigger", "where"), self.trigger.where, False)
+        ]
+        filters += [
+            ((key, "where"), f.where, True)
+            for key, f in (("goal", self.goal), ("exit_when", self.exit_when))
+            if f
+        ]
+        filters += [
+            (("steps", i, "wait_for", "where"), s.wait_for.where, True)
+            for i, s in enumerate(self.steps)
+            if s.wait_for
+        ]
+        sends = {s.id for s in self.steps if s.send}
+        for loc, where, in_journey in filters:
+            for prop, value in where.items():
+                for text in _placeholders(value):
+                    problem = _placeholder_problem(text, sends, in_journey)
+                    if problem:
+                        problems.append(((*loc, prop), problem))
         return problems
 
     def watched_events(self) -> set[str]:
