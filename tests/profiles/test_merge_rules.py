@@ -125,3 +125,23 @@ def test_merge_api_errors_name_the_problem(runtime, db):
         client.post("/v1/merges/999999/undo", json={"reason": "r"}, headers=ADMIN_AUTH).status_code
         == 404
     )
+
+
+def test_alias_between_two_known_users_is_refused_and_flagged(runtime, db):
+    from lifecycle.profiles.models import DuplicateCandidate
+
+    clock.set_now(at("2026-03-01T09:00:00Z"))
+    m1 = _profile(runtime, {"userId": "m1", "traits": {"email": "m1@example.com"}})
+    m2 = _profile(runtime, {"userId": "m2", "traits": {"email": "m2@example.com"}})
+    client = TestClient(create_app(runtime))
+    answer = client.post(
+        "/v1/alias",
+        json={"userId": "m2", "previousId": "m1", "messageId": "al"},
+        headers=WRITE_AUTH,
+    ).json()
+    assert answer["profile_id"] == m2 and any("id=m1" in w for w in answer["warnings"])
+    assert find_profile(db, "id:m1").id == m1
+    assert (
+        db.scalar(select(DuplicateCandidate).where(DuplicateCandidate.profile_a == min(m1, m2)))
+        is not None
+    )

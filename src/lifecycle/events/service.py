@@ -59,6 +59,25 @@ class ItemResult:
         return out
 
 
+def _aliases_of_known_users(session: Session, aliases: list[Call]) -> None:
+    """An alias's previousId is usually an anonymous id, but may be another user's id:
+    then it is that user, so two people with different ids meet, and resolution refuses
+    to glue them (a possible duplicate for review) instead of filing the id as anonymous."""
+    if not aliases:
+        return
+    previous = [
+        ident.key for call in aliases for ident in call.identifiers if ident.kind == "anonymous_id"
+    ]
+    known = profile_repository.owners(session, [("id", value) for _, value in previous])
+    for call in aliases:
+        call.identifiers = [
+            Identifier("id", i.value, i.display)
+            if i.kind == "anonymous_id" and ("id", i.value) in known
+            else i
+            for i in call.identifiers
+        ]
+
+
 def _keep_current_contacts(
     session: Session,
     calls: dict[int, Call],
@@ -160,6 +179,7 @@ def ingest(
         return results
 
     order = sorted(calls)
+    _aliases_of_known_users(session, [calls[i] for i in order if calls[i].type == "alias"])
     resolutions = resolve_many(
         session,
         [calls[i].identifiers for i in order],
