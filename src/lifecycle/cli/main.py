@@ -16,7 +16,8 @@ campaigns_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 journeys_app = typer.Typer(help="Journeys.", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
-console = Console()
+# Piped output (CI logs, files) gets wide tables instead of rich's 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _settings(database_url: str | None = None) -> Settings:
