@@ -18,7 +18,8 @@ app = typer.Typer(
     help="Possible duplicate profiles: scan, review, accept (merge) or dismiss.",
     no_args_is_help=True,
 )
-console = Console()
+# Piped output (CI logs, files) gets wide tables instead of rich's 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 DbOption = Annotated[
     str | None, typer.Option("--database-url", help="Overrides LIFECYCLE_DATABASE_URL.")

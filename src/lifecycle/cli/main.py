@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lifecycle.cli.duplicates import app as duplicates_app
 from lifecycle.config import Settings, get_settings
 
 app = typer.Typer(help="lifecycle: behaviour in, the right message out.", no_args_is_help=True)
@@ -16,6 +17,9 @@ campaigns_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 journeys_app = typer.Typer(help="Journeys.", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(
+    duplicates_app, name="duplicates", help="Possible duplicates: scan, review, accept, dismiss."
+)
 # Piped output (CI logs, files) gets wide tables instead of rich's 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
