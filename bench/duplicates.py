@@ -29,15 +29,14 @@ import resource
 import signal
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
+
+from _common import libpq, scratch_database  # bench/ is on sys.path when run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG = os.environ.get(
@@ -419,36 +418,13 @@ class Generator:
 # --------------------------------------------------------------------------- database
 
 
-def _libpq(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"lifecycle_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def load(url: str, data: Generated, now: datetime) -> float:
     """COPY the generated profiles and identities; returns the seconds taken."""
     import psycopg
 
     started = time.perf_counter()
     created = now - timedelta(days=365)
-    with psycopg.connect(_libpq(url)) as conn, conn.cursor() as cur:
+    with psycopg.connect(libpq(url)) as conn, conn.cursor() as cur:
         with cur.copy(
             "COPY profiles (id, attributes, attribute_times, created_at, updated_at) FROM STDIN"
         ) as copy:
@@ -465,7 +441,7 @@ def load(url: str, data: Generated, now: datetime) -> float:
             "SELECT setval(pg_get_serial_sequence('profiles', 'id'), (SELECT max(id) FROM profiles))"
         )
         conn.commit()
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE profiles")
         conn.execute("VACUUM ANALYZE identities")
     return time.perf_counter() - started

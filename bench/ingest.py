@@ -42,15 +42,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _common import libpq, scratch_database  # bench/ is on sys.path when run
 
 # Module level: with postponed annotations FastAPI resolves them from the module globals.
 from fastapi import Request
@@ -380,29 +379,6 @@ def batches(calls: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]
 # --------------------------------------------------------------------------- database
 
 
-def _libpq(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"lifecycle_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def prepare_database(url: str) -> tuple[Any, list[str], str]:
     """Migrate, create the baseline tables, publish the shipped campaigns."""
     import psycopg
@@ -413,7 +389,7 @@ def prepare_database(url: str) -> tuple[Any, list[str], str]:
 
     runtime = build_bench_runtime(url)
     migrate.upgrade(runtime.engine)
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute(PLAIN_TABLE.format(name="bench_copy"))
         conn.execute(PLAIN_TABLE.format(name="bench_bare"))
         version = conn.execute("SHOW server_version").fetchone()[0]
@@ -443,7 +419,7 @@ def build_bench_runtime(url: str) -> Any:
 def scalar(url: str, sql: str, *params: Any) -> Any:
     import psycopg
 
-    with psycopg.connect(_libpq(url)) as conn:
+    with psycopg.connect(libpq(url)) as conn:
         return conn.execute(sql, params or None).fetchone()[0]
 
 
@@ -505,7 +481,7 @@ def measure_copy(url: str, calls: list[dict[str, Any]]) -> Measure:
         for c in calls
     ]
     convert = time.perf_counter() - t0
-    with psycopg.connect(_libpq(url)) as conn:
+    with psycopg.connect(libpq(url)) as conn:
         sql = f"COPY bench_copy ({', '.join(PLAIN_COLUMNS)}) FROM STDIN"
         t0 = time.perf_counter()
         with conn.cursor() as cur, cur.copy(sql) as copy:
