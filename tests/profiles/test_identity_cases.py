@@ -426,3 +426,31 @@ def test_b16_without_the_rule_the_old_form_is_flagged_not_lost(runtime, db):
     rita = find_profile(db, "id:c-rita")
     assert find_profile(db, "anon:anon-r").id == rita.id
     assert find_profile(db, "anon:wa-1").id != rita.id
+
+
+def test_b24_api_null_clears_missing_leaves_and_empty_follows_the_source_setting(runtime, db):
+    """The API steps of B24 (the CSV runs come with the import)."""
+    from dataclasses import replace
+
+    client = TestClient(create_app(runtime))
+    for step in steps(case_dir("B24")):
+        _post(client, step["call"], step["body"])
+    iris, omar = find_profile(db, "id:c-iris"), find_profile(db, "id:c-omar")
+    assert "city" not in omar.attributes and omar.attributes["name"] == "Omar Reyes"
+    assert (iris.attributes["name"], iris.attributes["city"]) == ("Iris Lane", "Porto")
+    assert iris.attributes["email"] == "iris@example.com"
+    cleared = db.scalar(
+        select(AttributeChange)
+        .where(AttributeChange.profile_id == omar.id, AttributeChange.name == "city")
+        .order_by(AttributeChange.id.desc())
+    )
+    assert (cleared.old_value, cleared.new_value) == ("Oslo", None)
+    # An empty string clears by default on the API; a source can declare it ignored.
+    _post(client, "identify", {"userId": "c-iris", "traits": {"city": ""}, "messageId": "e1"})
+    db.refresh(iris)
+    assert "city" not in iris.attributes
+    runtime.ingest_options = replace(runtime.ingest_options, empty_clears=False)
+    client = TestClient(create_app(runtime))
+    _post(client, "identify", {"userId": "c-omar", "traits": {"name": ""}, "messageId": "e2"})
+    db.refresh(omar)
+    assert omar.attributes["name"] == "Omar Reyes"
