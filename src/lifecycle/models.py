@@ -4,6 +4,7 @@ from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, Journ
 from lifecycle.db import Base
 from lifecycle.delivery.models import Message, MessageEvent
 from lifecycle.events.models import Event
+from lifecycle.imports.models import Import, ImportRejection
 from lifecycle.profiles.models import (
     AttributeChange,
     DuplicateCandidate,
@@ -20,6 +21,8 @@ __all__ = [
     "DuplicateCandidate",
     "Event",
     "Identity",
+    "Import",
+    "ImportRejection",
     "Journey",
     "JourneyLog",
     "Merge",

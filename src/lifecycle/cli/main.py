@@ -267,3 +267,94 @@ def run() -> None:
             f"error: {reason}; has `lifecycle migrate` been run on this database?", file=sys.stderr
         )
         sys.exit(2)
+
+
+imports_app = typer.Typer(help="Past imports: their rejected rows.", no_args_is_help=True)
+app.add_typer(imports_app, name="imports")
+
+
+@app.command("import")
+def import_file(
+    path: Path,
+    key: Annotated[str | None, typer.Option(help="Match people on email, phone or id.")] = None,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="COLUMN=FIELD (FIELD 'ignore' skips it).")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="Default: detected.")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Default: sniffed among , ; tab |.")] = None,
+    empty_clears: Annotated[bool, typer.Option(help="Empty cells clear fields.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
+    database_url: DbOption = None,
+) -> None:
+    """Import a CSV of customers (re-running the same file changes nothing)."""
+    from lifecycle import clock
+    from lifecycle.errors import LifecycleError
+    from lifecycle.imports.service import ImportOptions, run
+    from lifecycle.runtime import build_runtime
+
+    mapping = {}
+    for item in map_ or []:
+        column, sep, target = item.partition("=")
+        if not sep or not column or not target:
+            print(f"error: --map {item!r}: use COLUMN=FIELD", file=sys.stderr)
+            raise typer.Exit(2)
+        mapping[column] = target
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        print(f"error: cannot read {path}: {err.strerror}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    runtime = build_runtime(_settings(database_url))
+    options = ImportOptions(
+        key=key,
+        mapping=mapping,
+        encoding=encoding,
+        delimiter="\t" if delimiter == "tab" else delimiter,
+        empty_clears=empty_clears,
+        dry_run=dry_run,
+    )
+    try:
+        with runtime.session() as session:
+            report = run(
+                session,
+                data,
+                filename=path.name,
+                options=options,
+                ingest_options=runtime.ingest_options,
+                now=clock.now(),
+            )
+    except LifecycleError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    console.print(
+        f"{'dry run: ' if dry_run else ''}{report.filename}: encoding {report.encoding}, "
+        f"delimiter {report.delimiter!r}, matching on {report.key}"
+    )
+    for column in report.columns:
+        console.print(f"  column {column['header']!r} -> {column['field']}", highlight=False)
+    console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
+    for rejection in report.rejections[:20]:
+        console.print(f"  [yellow]row {rejection['line']}: {rejection['reason']}[/yellow]")
+    if report.import_id is not None and report.rejections:
+        console.print(
+            f"  rejected rows: lifecycle imports rejected {report.import_id} > fix-me.csv"
+        )
+    if report.status != "done":
+        console.print(f"[red]{report.message}[/red]")
+        raise typer.Exit(1)
+
+
+@imports_app.command("rejected")
+def import_rejected(import_id: int, database_url: DbOption = None) -> None:
+    """The rejected rows of an import, as CSV (line, reason, original text)."""
+    from lifecycle.errors import LifecycleError
+    from lifecycle.imports.service import rejected_csv
+    from lifecycle.runtime import build_runtime
+
+    runtime = build_runtime(_settings(database_url))
+    try:
+        with runtime.session() as session:
+            sys.stdout.write(rejected_csv(session, import_id))
+    except LifecycleError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        raise typer.Exit(1) from None

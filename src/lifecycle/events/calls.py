@@ -155,6 +155,7 @@ def parse_call(
     default_region: str = "US",
     extra_junk: frozenset[str] = frozenset(),
     phone_rules: frozenset[str] = frozenset(),
+    require_user_or_anonymous: bool = True,
 ) -> Call:
     """Validate one call. ``call_type`` is fixed by the endpoint, or read from ``type``."""
     if not isinstance(raw, dict):
@@ -207,7 +208,7 @@ def parse_call(
     previous_id = _text(raw, "previousId")
     if kind == "alias" and (previous_id is None or user_id is None):
         raise Invalid("an alias call needs both userId and previousId", field="previousId")
-    if user_id is None and anonymous_id is None:
+    if user_id is None and anonymous_id is None and require_user_or_anonymous:
         raise Invalid("either userId or anonymousId is required", field="userId")
 
     warnings: list[str] = []
@@ -223,6 +224,7 @@ def parse_call(
             if source.get(kind_name) not in (None, ""):
                 wanted.append((kind_name, f"{where}.{kind_name}", source[kind_name]))
     seen: set[tuple[str, str]] = set()
+    refused: list[tuple[str, str]] = []
     for ident_kind, where, value in wanted:
         if value is None:
             continue
@@ -236,17 +238,21 @@ def parse_call(
             )
         except NotAnIdentifier as err:
             warnings.append(f"{where}: {err}; not used to identify")
+            refused.append((where, str(err)))
             continue
         if ident.key not in seen:
             seen.add(ident.key)
             identifiers.append(ident)
     if not identifiers:
-        # Junk ids only: the call names nobody, so it cannot be attributed.
-        where = "anonymousId" if anonymous_id is not None else "userId"
-        given = anonymous_id if anonymous_id is not None else user_id
-        raise Invalid(
-            f"{given!r} is a placeholder, not an identifier; the call names nobody", field=where
-        )
+        # Only junk or invalid identifiers: the call names nobody, so it cannot be
+        # attributed; the answer names what was refused.
+        where, reason = refused[0] if refused else ("userId", "no identifier")
+        for name in ("anonymousId", "userId"):
+            hit = next((r for r in refused if r[0] == name), None)
+            if hit:
+                where, reason = hit
+                break
+        raise Invalid(f"{reason}; the call names nobody", field=where)
     return Call(
         type=kind,
         name=name,

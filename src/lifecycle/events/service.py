@@ -34,6 +34,8 @@ class IngestOptions:
     extra_junk: frozenset[str] = frozenset()
     limits: dict[str, int] | None = None
     phone_rules: frozenset[str] = frozenset()
+    # Segment requires userId or anonymousId; a CSV row may be known by its email alone.
+    require_user_or_anonymous: bool = True
     empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
 
 
@@ -47,6 +49,8 @@ class ItemResult:
     field: str | None = None
     error: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    created: bool = False  # a new profile was made for it
+    changed: bool = False  # it changed the profile's attributes
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status}
@@ -153,6 +157,7 @@ def ingest(
                 default_region=options.default_region,
                 extra_junk=options.extra_junk,
                 phone_rules=options.phone_rules,
+                require_user_or_anonymous=options.require_user_or_anonymous,
             )
         except Invalid as err:
             results[i].status = "rejected"
@@ -191,6 +196,7 @@ def ingest(
     for i, res in zip(order, resolutions, strict=True):
         profile_of[i] = res.profile_id
         results[i].profile_id = res.profile_id
+        results[i].created = res.created
         results[i].warnings.extend(res.warnings)
 
     with_traits = [i for i in order if calls[i].traits]
@@ -204,8 +210,11 @@ def ingest(
         )
         for i in with_traits
     ]
-    for index, warning in apply_traits(session, updates, source=options.source, now=now):
+    applied = apply_traits(session, updates, source=options.source, now=now)
+    for index, warning in applied.warnings:
         results[with_traits[index]].warnings.append(warning)
+    for index in applied.changed:
+        results[with_traits[index]].changed = True
 
     rows = [
         {

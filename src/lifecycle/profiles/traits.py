@@ -25,15 +25,22 @@ class TraitUpdate:
     via: str | None = None  # the identifier the update came through
 
 
+@dataclass
+class Applied:
+    warnings: list[tuple[int, str]]  # (index of the update, warning)
+    changed: set[int]  # indexes of the updates that changed something
+
+
 def apply_traits(
     session: Session, updates: list[TraitUpdate], *, source: str, now: datetime
-) -> list[tuple[int, str]]:
-    """Apply updates in order; return (index of the update, warning) pairs."""
+) -> Applied:
+    """Apply updates in order."""
     if not updates:
-        return []
+        return Applied([], set())
     state = repository.attribute_state(session, sorted({u.profile_id for u in updates}))
     changes: list[dict[str, Any]] = []
     warnings: list[tuple[int, str]] = []
+    changed: set[int] = set()
     dirty: set[int] = set()
     for index, upd in enumerate(updates):
         attrs, times = state[upd.profile_id]
@@ -55,6 +62,7 @@ def apply_traits(
                 attrs[name] = value
             times[name] = at_text
             dirty.add(upd.profile_id)
+            changed.add(index)
             changes.append(
                 {
                     "profile_id": upd.profile_id,
@@ -68,4 +76,4 @@ def apply_traits(
                 }
             )
     repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
-    return warnings
+    return Applied(warnings, changed)

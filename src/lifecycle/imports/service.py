@@ -1,0 +1,243 @@
+"""Importing a CSV file of customers: read once, map, resolve through the identity layer.
+
+Each row becomes an identify call and goes through :func:`lifecycle.events.service.ingest`
+(the same normalisation, matching and history as the API), keyed by the file's checksum
+and the row's line, so re-running a file changes nothing and an interrupted import
+resumes where it stopped. Every rejected row is kept with its line, text and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lifecycle.errors import Invalid, NotFound
+from lifecycle.events.service import IngestOptions, ingest
+from lifecycle.imports import reader, values
+from lifecycle.imports.models import Import, ImportRejection
+
+KEYS = ("email", "phone", "id")
+BATCH = 1000
+
+
+@dataclass
+class ImportOptions:
+    key: str | None = None  # email | phone | id; default: the first of them the file has
+    mapping: dict[str, str] = field(default_factory=dict)  # column header -> field
+    encoding: str | None = None
+    delimiter: str | None = None
+    empty_clears: bool = False  # an empty cell clears the field (default: leaves it)
+    missing_markers: tuple[str, ...] | None = None  # default: values.DEFAULT_MARKERS
+    dry_run: bool = False
+
+
+@dataclass
+class Report:
+    import_id: int | None
+    filename: str
+    encoding: str
+    delimiter: str
+    key: str
+    columns: list[dict[str, Any]]
+    counts: dict[str, int]
+    rejections: list[dict[str, Any]]
+    preview: list[dict[str, Any]]
+    status: str
+    message: str = ""
+
+
+def _field_of(column: Any, mapping: dict[str, str]) -> str:
+    for name in (column.original, column.original.strip(), column.key):
+        if name in mapping:
+            return mapping[name]
+    return column.field or column.key
+
+
+def _call(
+    row: Any, fields: dict[str, str], key: str, options: ImportOptions, stamp: str, line_id: str
+) -> dict[str, Any]:
+    traits: dict[str, Any] = {}
+    user_id = None
+    markers = options.missing_markers
+    for column_key, text in row.cells.items():
+        name = fields[column_key]
+        if name == "ignore":
+            continue
+        missing = values.is_missing(text) if markers is None else values.is_missing(text, markers)
+        if missing:
+            if options.empty_clears:
+                traits[name] = None
+            continue
+        if name == "id":
+            user_id = text.strip()
+            continue
+        traits[name] = text
+    if key == "id" and user_id is None:
+        raise Invalid("the key column (id) is empty", field=f"row {row.line}")
+    if key in ("email", "phone") and not traits.get(key):
+        raise Invalid(f"the key column ({key}) is empty", field=f"row {row.line}")
+    call: dict[str, Any] = {
+        "type": "identify",
+        "traits": traits,
+        "messageId": line_id,
+        "timestamp": stamp,
+    }
+    if user_id is not None:
+        call["userId"] = user_id
+    return call
+
+
+def run(
+    session: Session,
+    data: bytes,
+    *,
+    filename: str,
+    options: ImportOptions,
+    ingest_options: IngestOptions,
+    now: datetime,
+) -> Report:
+    """Import (or, with ``dry_run``, only preview and count) one file."""
+    try:
+        read = reader.read(data, encoding=options.encoding, delimiter=options.delimiter)
+    except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
+        raise Invalid(f"{filename}: {err}", field="file") from None
+    if read.header_errors:
+        raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
+    fields = {c.key: _field_of(c, options.mapping) for c in read.header}
+    present = set(fields.values())
+    key = options.key or next((k for k in KEYS if k in present), "")
+    if key not in KEYS:
+        raise Invalid(
+            "no column to match people on: map one to email, phone or id "
+            f"(columns: {', '.join(c.original for c in read.header) or 'none'})",
+            field="key",
+        )
+    if key not in present:
+        raise Invalid(f"the file has no {key} column to match on", field="key")
+    checksum = hashlib.sha256(data).hexdigest()
+    record = Import(
+        filename=filename,
+        checksum=checksum,
+        status="running",
+        options={**options.__dict__, "missing_markers": list(options.missing_markers or [])},
+        encoding=read.dialect.encoding,
+        delimiter=read.dialect.delimiter,
+        columns=[{"header": c.original, "field": fields[c.key]} for c in read.header],
+        counts={},
+        created_at=now,
+        updated_at=now,
+    )
+    savepoint = session.begin_nested() if options.dry_run else None
+    session.add(record)
+    session.flush()
+    counts = {
+        k: 0 for k in ("read", "created", "updated", "unchanged", "rejected", "repeated_in_file")
+    }
+    rejections: list[dict[str, Any]] = []
+    preview: list[dict[str, Any]] = []
+    opts = IngestOptions(
+        **{
+            **ingest_options.__dict__,
+            "source": "csv",
+            "empty_clears": options.empty_clears,
+            "require_user_or_anonymous": False,
+        }
+    )
+    stamp = now.isoformat()
+    seen_keys: set[str] = set()
+    created: set[int] = set()
+
+    def reject(line: int, raw: str, reason: str) -> None:
+        counts["rejected"] += 1
+        rejections.append({"line": line, "raw": raw, "reason": reason})
+        session.add(ImportRejection(import_id=record.id, line=line, raw=raw, reason=reason))
+
+    for error in read.errors:
+        counts["read"] += 1
+        reject(error.line, error.raw, error.reason)
+    batch: list[tuple[Any, dict[str, Any]]] = []
+
+    def flush() -> None:
+        results = ingest(session, [c for _, c in batch], now=now, options=opts)
+        for (row, call), result in zip(batch, results, strict=True):
+            if result.status == "rejected":
+                reject(row.line, row.raw, f"{result.field}: {result.error}")
+            elif result.created and result.profile_id not in created:
+                created.add(result.profile_id)  # a person twice in one batch is made once
+                counts["created"] += 1
+            elif result.status == "duplicate" or not result.changed:
+                counts["unchanged"] += 1
+            else:
+                counts["updated"] += 1
+            if len(preview) < 10 and result.status != "rejected":
+                preview.append(
+                    {"line": row.line, "traits": call["traits"], "warnings": result.warnings}
+                )
+        record.rows_done = counts["read"]
+        batch.clear()
+
+    for row in read.rows:
+        counts["read"] += 1
+        try:
+            call = _call(row, fields, key, options, stamp, f"import:{checksum[:24]}:{row.line}")
+        except Invalid as err:
+            reject(row.line, row.raw, err.message)
+            continue
+        identity = str(call.get("userId") or call["traits"].get(key, "")).strip().casefold()
+        if identity in seen_keys:
+            counts["repeated_in_file"] += 1
+        seen_keys.add(identity)
+        batch.append((row, call))
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+    imported = counts["created"] + counts["updated"] + counts["unchanged"]
+    if counts["read"] and imported == 0:
+        status, message = "failed", f"0 of {counts['read']} rows imported: see the rejected rows"
+    elif counts["read"] == 0:
+        status, message = "failed", "the file has a header but no rows"
+    else:
+        status, message = "done", ""
+    record.status, record.message, record.counts = status, message, counts
+    record.updated_at = now
+    session.flush()
+    report = Report(
+        import_id=None if options.dry_run else record.id,
+        filename=filename,
+        encoding=f"{read.dialect.encoding} ({read.dialect.encoding_source})",
+        delimiter=read.dialect.delimiter,
+        key=key,
+        columns=record.columns,
+        counts=counts,
+        rejections=rejections,
+        preview=preview,
+        status=status,
+        message=message,
+    )
+    if savepoint is not None:
+        savepoint.rollback()
+    return report
+
+
+def rejected_csv(session: Session, import_id: int) -> str:
+    """The rejected rows as a CSV to fix and import again: line, reason, original text."""
+    if session.get(Import, import_id) is None:
+        raise NotFound(f"import {import_id} not found")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["line", "reason", "original"])
+    for rejection in session.scalars(
+        select(ImportRejection)
+        .where(ImportRejection.import_id == import_id)
+        .order_by(ImportRejection.line)
+    ):
+        writer.writerow([rejection.line, rejection.reason, rejection.raw])
+    return out.getvalue()

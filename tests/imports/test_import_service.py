@@ -1,0 +1,208 @@
+"""Importing CSV files through the identity layer (cases B1, B2, B11, B14, B17, B22, B24)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from lifecycle import clock
+from lifecycle.events.service import ingest
+from lifecycle.imports.service import ImportOptions, rejected_csv, run
+from lifecycle.profiles.models import Identity, Merge, Profile
+from lifecycle.profiles.service import find_profile
+from tests.cases.harness import case_dir
+from tests.support import at
+
+
+def _import(runtime, data: bytes, **options):
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    with runtime.session() as session:
+        return run(
+            session,
+            data,
+            filename="t.csv",
+            options=ImportOptions(**options),
+            ingest_options=runtime.ingest_options,
+            now=clock.now(),
+        )
+
+
+def _identify(runtime, body: dict) -> int:
+    clock.set_now(at("2026-05-04T09:00:00Z"))
+    with runtime.session() as session:
+        [r] = ingest(
+            session, [body], now=clock.now(), options=runtime.ingest_options, call_type="identify"
+        )
+        return r.profile_id
+
+
+def _profiles(db, above: int) -> int:
+    return db.scalar(
+        select(func.count())
+        .select_from(Profile)
+        .where(Profile.merged_into_id.is_(None), Profile.id > above)
+    )
+
+
+def _top(db) -> int:
+    return db.scalar(select(func.max(Profile.id))) or 0
+
+
+def test_b1_bom_and_b2_semicolon_and_tab_files_import_every_row(runtime, db):
+    for name in ("input.csv", "input-2.csv"):
+        report = _import(runtime, (case_dir("B1") / name).read_bytes())
+        assert report.status == "done" and report.counts["rejected"] == 0, report
+        assert report.key == "email" and report.counts["created"] + report.counts["updated"] > 0
+    for name in ("input-semicolon.csv", "input-tab.csv"):
+        report = _import(runtime, (case_dir("B2") / name).read_bytes())
+        assert report.status == "done", report
+        assert report.counts["read"] > 0 and report.counts["rejected"] == 0
+        assert report.delimiter in (";", "\t")
+
+
+def test_b11_the_same_person_twice_in_one_file_is_one_profile_later_row_wins(runtime, db):
+    top = _top(db)
+    report = _import(runtime, (case_dir("B11") / "input.csv").read_bytes(), key="email")
+    assert report.counts == {
+        "read": 2,
+        "created": 1,
+        "updated": 1,
+        "unchanged": 0,
+        "rejected": 0,
+        "repeated_in_file": 1,
+    }
+    assert _profiles(db, top) == 1
+    noa = find_profile(db, "email:noa@example.com")
+    assert noa.attributes["first_name"] == "Noah"
+    assert db.scalars(
+        select(Identity.value).where(Identity.profile_id == noa.id, Identity.kind == "email")
+    ).all() == ["noa@example.com"]
+
+
+def test_b14_upper_case_email_with_a_space_updates_the_same_person(runtime, db):
+    top = _top(db)
+    pid = _identify(
+        runtime, {"userId": "c-ava", "traits": {"email": "ava@example.com", "first_name": "Ava"}}
+    )
+    report = _import(runtime, (case_dir("B14") / "update.csv").read_bytes(), key="email")
+    assert (report.counts["updated"], report.counts["created"]) == (1, 0)
+    assert _profiles(db, top) == 1
+    ava = db.get(Profile, pid)
+    db.refresh(ava)
+    assert (ava.attributes["city"], ava.attributes["first_name"]) == ("Porto", "Ava")
+
+
+def test_b17_a_shared_family_phone_does_not_merge_three_people(runtime, db):
+    top = _top(db)
+    report = _import(runtime, (case_dir("B17") / "input.csv").read_bytes(), key="email")
+    assert (report.counts["created"], report.counts["updated"]) == (3, 0)
+    assert _profiles(db, top) == 3 and db.scalar(select(func.count()).select_from(Merge)) == 0
+    assert (
+        len(db.scalars(select(Identity.profile_id).where(Identity.value == "+12015550123")).all())
+        == 1
+    )
+    warned = [p for p in report.preview if any("+12015550123" in w for w in p["warnings"])]
+    assert len(warned) == 2
+    for email, name in (("amy", "Amy"), ("ben", "Ben"), ("cal", "Cal")):
+        assert find_profile(db, f"email:{email}@example.com").attributes["first_name"] == name
+
+
+def test_b22_import_after_an_email_change_updates_the_same_profile(runtime, db):
+    top = _top(db)
+    _identify(runtime, {"userId": "u_1001", "traits": {"email": "old.name@example.com"}})
+    clock.set_now(at("2026-05-04T09:30:00Z"))
+    with runtime.session() as session:
+        ingest(
+            session,
+            [{"userId": "u_1001", "traits": {"email": "new.name@example.com"}, "messageId": "chg"}],
+            now=clock.now(),
+            options=runtime.ingest_options,
+            call_type="identify",
+        )
+    report = _import(runtime, (case_dir("B22") / "update.csv").read_bytes(), key="email")
+    assert (report.counts["updated"], report.counts["created"]) == (1, 0)
+    assert _profiles(db, top) == 1
+    assert find_profile(db, "id:u_1001").attributes["city"] == "Lyon"
+
+
+def _b24_people(runtime) -> tuple[int, int]:
+    iris = _identify(
+        runtime,
+        {
+            "userId": "c-iris",
+            "traits": {"phone": "+1 201 555 0142", "name": "Iris Lane", "city": "Porto"},
+        },
+    )
+    omar = _identify(
+        runtime,
+        {
+            "userId": "c-omar",
+            "traits": {"phone": "+1 201 555 0143", "name": "Omar Reyes", "city": "Oslo"},
+        },
+    )
+    return iris, omar
+
+
+def test_b24_null_markers_and_empty_cells_leave_values_by_default(runtime, db):
+    iris, omar = _b24_people(runtime)
+    report = _import(runtime, (case_dir("B24") / "update.csv").read_bytes(), key="phone")
+    assert report.counts["updated"] == 1 and report.counts["unchanged"] == 1
+    db.expire_all()
+    assert db.get(Profile, iris).attributes | {} == {
+        "phone": "+1 201 555 0142",
+        "name": "Iris Lane",
+        "city": "Porto",
+    }
+    assert (db.get(Profile, omar).attributes["name"], db.get(Profile, omar).attributes["city"]) == (
+        "Omar Reyes",
+        "Lisbon",
+    )
+
+
+def test_b24_empty_cells_clear_when_asked(runtime, db):
+    iris, omar = _b24_people(runtime)
+    _import(runtime, (case_dir("B24") / "update.csv").read_bytes(), key="phone", empty_clears=True)
+    db.expire_all()
+    assert (
+        "name" not in db.get(Profile, iris).attributes
+        and "city" not in db.get(Profile, iris).attributes
+    )
+    assert (
+        "name" not in db.get(Profile, omar).attributes
+        and db.get(Profile, omar).attributes["city"] == "Lisbon"
+    )
+
+
+def test_b24_without_markers_null_is_text(runtime, db):
+    iris, _ = _b24_people(runtime)
+    _import(runtime, (case_dir("B24") / "update.csv").read_bytes(), key="phone", missing_markers=())
+    db.expire_all()
+    assert db.get(Profile, iris).attributes["name"] == "NULL"
+
+
+def test_rerun_changes_nothing_dry_run_writes_nothing_and_bad_rows_are_kept(runtime, db):
+    data = b"email,first_name,zip\nada@example.com,Ada,01234\nnot-an-email,Bo,1\n,Cy,2\n"
+    top = _top(db)
+    dry = _import(runtime, data, dry_run=True)
+    assert dry.counts["created"] == 1 and dry.import_id is None and _profiles(db, top) == 0
+    first = _import(runtime, data)
+    assert first.counts == {
+        "read": 3,
+        "created": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 2,
+        "repeated_in_file": 0,
+    }
+    assert find_profile(db, "email:ada@example.com").attributes["postal_code"] == "01234"
+    again = _import(runtime, data)
+    assert again.counts["created"] == 0 and again.counts["unchanged"] == 1
+    with runtime.session() as session:
+        text = rejected_csv(session, first.import_id)
+    assert text.splitlines()[0] == "line,reason,original"
+    assert text.splitlines()[1].startswith("3,") and "not-an-email" in text
+    assert text.splitlines()[2].startswith("4,the key column (email) is empty")
+
+
+def test_zero_of_n_rows_is_a_failure(runtime):
+    report = _import(runtime, b"email\nnope\nalso-nope\n")
+    assert report.status == "failed" and "0 of 2" in report.message
