@@ -47,6 +47,8 @@ class InlineJobs:
                 tasks.send_message(self.runtime, kwargs["message_id"])
             elif name == "journeys.resume":
                 tasks.resume_journey(self.runtime, kwargs["journey_id"])
+            elif name == "imports.run":
+                tasks.run_import(self.runtime, kwargs["import_id"])
             else:
                 raise AssertionError(f"unknown job {name}")
         self.queue = kept

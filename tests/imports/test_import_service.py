@@ -206,3 +206,96 @@ def test_rerun_changes_nothing_dry_run_writes_nothing_and_bad_rows_are_kept(runt
 def test_zero_of_n_rows_is_a_failure(runtime):
     report = _import(runtime, b"email\nnope\nalso-nope\n")
     assert report.status == "failed" and "0 of 2" in report.message
+
+
+def test_existing_profiles_update_fill_empty_or_skip(runtime, db):
+    for mode, expected in (
+        ("skip", ("Z", None)),
+        ("fill_empty", ("Z", "Rome")),
+        ("update", ("Zed", "Rome")),
+    ):
+        email = f"zed-{mode}@example.com"
+        pid = _identify(
+            runtime, {"userId": f"z-{mode}", "traits": {"email": email, "first_name": "Z"}}
+        )
+        report = _import(
+            runtime, f"email,first_name,city\n{email},Zed,Rome\n".encode(), existing=mode
+        )
+        db.expire_all()
+        attrs = db.get(Profile, pid).attributes
+        assert (attrs.get("first_name"), attrs.get("city")) == expected, mode
+        assert report.counts["created"] == 0
+
+
+def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, inline, db):
+    from fastapi.testclient import TestClient
+
+    from lifecycle.api.app import create_app
+    from tests.support import ADMIN_AUTH
+
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    client = TestClient(create_app(runtime))
+    data = (case_dir("B2") / "input-semicolon.csv").read_bytes()
+    response = client.post("/v1/imports?filename=crm.csv", content=data, headers=ADMIN_AUTH)
+    assert response.status_code == 202, response.text
+    import_id = response.json()["id"]
+    assert client.get(f"/v1/imports/{import_id}", headers=ADMIN_AUTH).json()["status"] == "queued"
+    inline.drain()
+    status = client.get(f"/v1/imports/{import_id}", headers=ADMIN_AUTH).json()
+    assert status["status"] == "done" and status["delimiter"] == ";"
+    assert status["rows_done"] == status["counts"]["read"] == 2
+    assert "utf-8" in status["encoding"]
+    rejected = client.get(f"/v1/imports/{import_id}/rejected", headers=ADMIN_AUTH)
+    assert rejected.status_code == 200 and rejected.text.startswith("line,reason,original")
+    assert client.post("/v1/imports", content=data).status_code == 401
+    assert client.get("/v1/imports/999999", headers=ADMIN_AUTH).status_code == 404
+
+
+def test_a_file_with_no_column_to_match_on_fails_with_the_columns_named(runtime, inline, db):
+    import pytest
+
+    from lifecycle.errors import Invalid
+
+    with pytest.raises(Invalid, match="Shoe Size"):
+        _import(runtime, b"Shoe Size,Colour\n42,red\n")
+
+
+def test_b7_dates_are_read_under_a_declared_rule_or_rejected_never_guessed(runtime, db):
+    import json
+
+    case = case_dir("B7")
+    data = (case / "input.csv").read_bytes()
+    runs = json.loads((case / "options.json").read_text())
+    expected = {
+        "run_a": {"r1": "1985-05-15", "r2": "1985-05-15", "r3": "1985-05-15", "r4": "--05-15"},
+        "run_b": {"r1": "1985-05-15"},
+        "run_c": {"r1": "1985-05-15", "r2": "1985-05-15", "r3": "1985-05-15"},
+    }
+    for run_name, spec in runs.items():
+        column = spec["columns"]["birthday"]
+        with runtime.session() as session:
+            savepoint = session.begin_nested()  # each run on a fresh store
+            report = run(
+                session,
+                data,
+                filename="b7.csv",
+                options=ImportOptions(
+                    key="email",
+                    date_fields=("birthday",),
+                    date_order=column.get("date_order"),
+                    excel_serials=column.get("spreadsheet_serials", False),
+                    year_required=column.get("year_required", False),
+                ),
+                ingest_options=runtime.ingest_options,
+                now=at("2026-05-04T10:00:00Z"),
+            )
+            stored = {
+                who: find_profile(session, f"email:{who}@example.com").attributes["birthday"]
+                for who in ("r1", "r2", "r3", "r4")
+                if session.scalar(select(Identity.id).where(Identity.value == f"{who}@example.com"))
+            }
+            savepoint.rollback()
+        assert stored == expected[run_name], run_name
+        assert report.counts["rejected"] == 4 - len(expected[run_name])
+        for rejection in report.rejections:
+            assert "birthday" in rejection["reason"], rejection

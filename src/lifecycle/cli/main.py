@@ -283,10 +283,20 @@ def import_file(
     encoding: Annotated[str | None, typer.Option(help="Default: detected.")] = None,
     delimiter: Annotated[str | None, typer.Option(help="Default: sniffed among , ; tab |.")] = None,
     empty_clears: Annotated[bool, typer.Option(help="Empty cells clear fields.")] = False,
+    existing: Annotated[
+        str, typer.Option(help="Profiles that exist: update, fill_empty or skip.")
+    ] = "update",
+    date_order: Annotated[
+        str | None, typer.Option(help="DMY, MDY or YMD, for dates like 03/04/2024.")
+    ] = None,
+    excel_serials: Annotated[bool, typer.Option(help="Read 31182 as a spreadsheet date.")] = False,
+    year_required: Annotated[bool, typer.Option(help="Reject dates without a year.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
     """Import a CSV of customers (re-running the same file changes nothing)."""
+    from rich.progress import Progress
+
     from lifecycle import clock
     from lifecycle.errors import LifecycleError
     from lifecycle.imports.service import ImportOptions, run
@@ -312,9 +322,14 @@ def import_file(
         delimiter="\t" if delimiter == "tab" else delimiter,
         empty_clears=empty_clears,
         dry_run=dry_run,
+        existing=existing,
+        date_order=date_order.upper() if date_order else None,
+        excel_serials=excel_serials,
+        year_required=year_required,
     )
     try:
-        with runtime.session() as session:
+        with runtime.session() as session, Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"importing {path.name}", total=None)
             report = run(
                 session,
                 data,
@@ -322,6 +337,9 @@ def import_file(
                 options=options,
                 ingest_options=runtime.ingest_options,
                 now=clock.now(),
+                on_batch=lambda record: progress.update(
+                    task, completed=record.rows_done, description=f"{record.rows_done} rows"
+                ),
             )
     except LifecycleError as err:
         print(f"error: {err.message}", file=sys.stderr)
@@ -333,6 +351,8 @@ def import_file(
     for column in report.columns:
         console.print(f"  column {column['header']!r} -> {column['field']}", highlight=False)
     console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
+    for row in report.preview[:3] if dry_run else []:
+        console.print(f"  row {row['line']} would store {row['traits']}", highlight=False)
     for rejection in report.rejections[:20]:
         console.print(f"  [yellow]row {rejection['line']}: {rejection['reason']}[/yellow]")
     if report.import_id is not None and report.rejections:

@@ -36,6 +36,9 @@ class IngestOptions:
     phone_rules: frozenset[str] = frozenset()
     # Segment requires userId or anonymousId; a CSV row may be known by its email alone.
     require_user_or_anonymous: bool = True
+    # What a write does to a profile that already existed: update it, only fill its
+    # empty fields, or leave its attributes alone (skip).
+    existing: str = "update"
     empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
 
 
@@ -201,12 +204,15 @@ def ingest(
 
     with_traits = [i for i in order if calls[i].traits]
     _keep_current_contacts(session, calls, with_traits, profile_of, results)
+    if options.existing == "skip":
+        with_traits = [i for i in with_traits if results[i].created]
     updates = [
         TraitUpdate(
             profile_of[i],
             _empties(calls[i].traits, clear=options.empty_clears),
             calls[i].occurred_at,
             calls[i].via,
+            fill_only=options.existing == "fill_empty" and not results[i].created,
         )
         for i in with_traits
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lifecycle.db import Base, BigId, JSONType, UTCDateTime
@@ -19,7 +19,7 @@ class Import(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     filename: Mapped[str] = mapped_column(String(512))
     checksum: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     encoding: Mapped[str | None] = mapped_column(String(128))
     delimiter: Mapped[str | None] = mapped_column(String(8))
@@ -27,6 +27,8 @@ class Import(Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     rows_done: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text, default="")
+    # The uploaded file, kept until a worker has imported it (API uploads only).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

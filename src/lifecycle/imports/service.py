@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lifecycle import jobs
 from lifecycle.errors import Invalid, NotFound
 from lifecycle.events.service import IngestOptions, ingest
 from lifecycle.imports import reader, values
@@ -36,6 +38,11 @@ class ImportOptions:
     empty_clears: bool = False  # an empty cell clears the field (default: leaves it)
     missing_markers: tuple[str, ...] | None = None  # default: values.DEFAULT_MARKERS
     dry_run: bool = False
+    existing: str = "update"  # update | fill_empty | skip (profiles that already exist)
+    date_fields: tuple[str, ...] | None = None  # default: birthday and *_date fields
+    date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
+    excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
+    year_required: bool = False  # reject dates without a year (15/05) instead of month-day
 
 
 @dataclass
@@ -60,6 +67,29 @@ def _field_of(column: Any, mapping: dict[str, str]) -> str:
     return column.field or column.key
 
 
+def _is_date_field(name: str, options: ImportOptions) -> bool:
+    if options.date_fields is not None:
+        return name in options.date_fields
+    return name in ("birthday", "date_of_birth") or name.endswith("_date")
+
+
+def _date_text(text: str, name: str, options: ImportOptions, line: int) -> str:
+    """ISO text for a date cell read under the declared rule; never a guessed or stand-in
+    date. A date without a year is stored as ``--MM-DD`` (ISO 8601)."""
+    try:
+        parsed = values.parse_date(
+            text,
+            order=options.date_order,  # type: ignore[arg-type]
+            serials=options.excel_serials,
+            year_required=options.year_required,
+        )
+    except ValueError as err:
+        raise Invalid(f"column {name}: {text!r}: {err}", field=f"row {line}") from None
+    if isinstance(parsed, values.MonthDay):
+        return f"--{parsed.month:02d}-{parsed.day:02d}"
+    return parsed.isoformat()
+
+
 def _call(
     row: Any, fields: dict[str, str], key: str, options: ImportOptions, stamp: str, line_id: str
 ) -> dict[str, Any]:
@@ -77,6 +107,9 @@ def _call(
             continue
         if name == "id":
             user_id = text.strip()
+            continue
+        if _is_date_field(name, options):
+            traits[name] = _date_text(text, name, options, row.line)
             continue
         traits[name] = text
     if key == "id" and user_id is None:
@@ -102,8 +135,15 @@ def run(
     options: ImportOptions,
     ingest_options: IngestOptions,
     now: datetime,
+    record: Import | None = None,
+    on_batch: Callable[[Import], None] | None = None,
 ) -> Report:
-    """Import (or, with ``dry_run``, only preview and count) one file."""
+    """Import (or, with ``dry_run``, only preview and count) one file.
+
+    ``record``: an import queued earlier (the API's), else one is made. ``on_batch``
+    is called after each batch of rows, so an entrypoint may commit progress; rows
+    already imported are recognised on a re-run, so committing part way is safe.
+    """
     try:
         read = reader.read(data, encoding=options.encoding, delimiter=options.delimiter)
     except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
@@ -122,32 +162,32 @@ def run(
     if key not in present:
         raise Invalid(f"the file has no {key} column to match on", field="key")
     checksum = hashlib.sha256(data).hexdigest()
-    record = Import(
-        filename=filename,
-        checksum=checksum,
-        status="running",
-        options={**options.__dict__, "missing_markers": list(options.missing_markers or [])},
-        encoding=read.dialect.encoding,
-        delimiter=read.dialect.delimiter,
-        columns=[{"header": c.original, "field": fields[c.key]} for c in read.header],
-        counts={},
-        created_at=now,
-        updated_at=now,
-    )
     savepoint = session.begin_nested() if options.dry_run else None
-    session.add(record)
+    if record is None:
+        record = Import(filename=filename, created_at=now, counts={})
+        session.add(record)
+    record.checksum = checksum
+    record.status = "running"
+    record.options = {**options.__dict__, "missing_markers": list(options.missing_markers or [])}
+    record.encoding = f"{read.dialect.encoding} ({read.dialect.encoding_source})"
+    record.delimiter = read.dialect.delimiter
+    record.columns = [{"header": c.original, "field": fields[c.key]} for c in read.header]
+    record.updated_at = now
     session.flush()
     counts = {
         k: 0 for k in ("read", "created", "updated", "unchanged", "rejected", "repeated_in_file")
     }
     rejections: list[dict[str, Any]] = []
     preview: list[dict[str, Any]] = []
+    if options.existing not in ("update", "fill_empty", "skip"):
+        raise Invalid("must be update, fill_empty or skip", field="existing")
     opts = IngestOptions(
         **{
             **ingest_options.__dict__,
             "source": "csv",
             "empty_clears": options.empty_clears,
             "require_user_or_anonymous": False,
+            "existing": options.existing,
         }
     )
     stamp = now.isoformat()
@@ -181,7 +221,10 @@ def run(
                     {"line": row.line, "traits": call["traits"], "warnings": result.warnings}
                 )
         record.rows_done = counts["read"]
+        record.counts = dict(counts)
         batch.clear()
+        if on_batch is not None and not options.dry_run:
+            on_batch(record)
 
     for row in read.rows:
         counts["read"] += 1
@@ -212,7 +255,7 @@ def run(
     report = Report(
         import_id=None if options.dry_run else record.id,
         filename=filename,
-        encoding=f"{read.dialect.encoding} ({read.dialect.encoding_source})",
+        encoding=record.encoding or "",
         delimiter=read.dialect.delimiter,
         key=key,
         columns=record.columns,
@@ -241,3 +284,50 @@ def rejected_csv(session: Session, import_id: int) -> str:
     ):
         writer.writerow([rejection.line, rejection.reason, rejection.raw])
     return out.getvalue()
+
+
+def queue(
+    session: Session, data: bytes, *, filename: str, options: ImportOptions, now: datetime
+) -> Import:
+    """Store an uploaded file for a worker to import (job ``imports.run``)."""
+    record = Import(
+        filename=filename,
+        checksum=hashlib.sha256(data).hexdigest(),
+        status="queued",
+        options={**options.__dict__, "missing_markers": list(options.missing_markers or [])},
+        data=data,
+        counts={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(record)
+    session.flush()
+    jobs.enqueue(session, "imports.run", import_id=record.id)
+    return record
+
+
+def options_of(record: Import) -> ImportOptions:
+    saved = dict(record.options)
+    markers = saved.pop("missing_markers", None)
+    return ImportOptions(**saved, missing_markers=tuple(markers) if markers else None)
+
+
+def status(session: Session, import_id: int) -> dict[str, Any]:
+    record = session.get(Import, import_id)
+    if record is None:
+        raise NotFound(f"import {import_id} not found")
+    seconds = (record.updated_at - record.created_at).total_seconds()
+    return {
+        "id": record.id,
+        "filename": record.filename,
+        "status": record.status,
+        "message": record.message,
+        "encoding": record.encoding,
+        "delimiter": record.delimiter,
+        "columns": record.columns,
+        "counts": record.counts,
+        "rows_done": record.rows_done,
+        "rows_per_second": round(record.rows_done / seconds, 1) if seconds > 0 else None,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }

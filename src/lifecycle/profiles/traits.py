@@ -23,6 +23,7 @@ class TraitUpdate:
     traits: dict[str, Any]
     at: datetime  # the update's own timestamp
     via: str | None = None  # the identifier the update came through
+    fill_only: bool = False  # only set attributes the profile lacks (or holds empty)
 
 
 @dataclass
@@ -54,6 +55,8 @@ def apply_traits(
                 continue
             present = name in attrs
             if (value is None and not present) or (present and attrs[name] == value):
+                continue
+            if upd.fill_only and present and attrs[name] not in (None, ""):
                 continue
             old = attrs.get(name)
             if value is None:

@@ -26,7 +26,12 @@ from lifecycle import jobs
 from lifecycle.runtime import Runtime
 from lifecycle.workers import tasks
 
-QUEUES = {"events.evaluate": "events", "delivery.send": "delivery", "journeys.resume": "journeys"}
+QUEUES = {
+    "events.evaluate": "events",
+    "delivery.send": "delivery",
+    "journeys.resume": "journeys",
+    "imports.run": "imports",
+}
 
 
 @dataclass
@@ -95,7 +100,11 @@ def bind(runtime: Runtime, broker: dramatiq.Broker | None = None) -> Bound:
     def resume(journey_id: int) -> None:
         tasks.resume_journey(runtime, journey_id)
 
+    def run_import(import_id: int) -> None:
+        tasks.run_import(runtime, import_id)
+
     functions: dict[str, Callable[..., None]] = {
+        "imports.run": run_import,
         "events.evaluate": evaluate,
         "delivery.send": send,
         "journeys.resume": resume,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from lifecycle import clock, jobs
 from lifecycle.campaigns import service as campaigns
 from lifecycle.delivery import service as delivery
+from lifecycle.errors import LifecycleError
 from lifecycle.events import service as events
 from lifecycle.runtime import Runtime
 
@@ -92,3 +93,33 @@ def tick(runtime: Runtime) -> dict[str, int]:
         "uncertain": len(uncertain),
         "swept": len(lost),
     }
+
+
+def run_import(runtime: Runtime, import_id: int) -> None:
+    """Import an uploaded file, committing after each batch so its status shows progress;
+    a crash part way leaves it resumable (rows already in are recognised)."""
+    from lifecycle.imports import service as imports
+    from lifecycle.imports.models import Import
+
+    with runtime.session() as session:
+        record = session.get(Import, import_id)
+        if record is None or record.status not in ("queued", "running") or record.data is None:
+            return
+        try:
+            imports.run(
+                session,
+                record.data,
+                filename=record.filename,
+                options=imports.options_of(record),
+                ingest_options=runtime.ingest_options,
+                now=clock.now(),
+                record=record,
+                on_batch=lambda _: session.commit(),
+            )
+        except LifecycleError as err:
+            session.rollback()
+            record = session.get(Import, import_id)
+            assert record is not None
+            record.status, record.message = "failed", f"{err.field}: {err.message}"
+            return
+        record.data = None  # imported: the upload is no longer needed

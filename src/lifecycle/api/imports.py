@@ -1,0 +1,67 @@
+"""CSV imports over HTTP: upload (the body is the file), status, rejected rows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import PlainTextResponse
+
+from lifecycle import clock
+from lifecycle.api.deps import AdminKey, RuntimeDep, SessionDep
+from lifecycle.errors import TooLarge
+from lifecycle.imports import service as imports
+from lifecycle.imports.service import ImportOptions
+
+router = APIRouter(prefix="/v1", tags=["imports"])
+MAX_UPLOAD = 512 * 1024 * 1024
+
+
+@router.post("/imports", status_code=202, summary="Upload a CSV (the body) to import on a worker")
+async def upload(
+    request: Request,
+    _admin: AdminKey,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    filename: str = "upload.csv",
+    key: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    existing: str = "update",
+    empty_clears: bool = False,
+    map_: Annotated[list[str] | None, Query(alias="map")] = None,
+) -> Any:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD:
+            raise TooLarge(f"the file is larger than {MAX_UPLOAD} bytes", field="body")
+        chunks.append(chunk)
+    mapping = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
+    options = ImportOptions(
+        key=key,
+        mapping=mapping,
+        encoding=encoding,
+        delimiter=delimiter,
+        existing=existing,
+        empty_clears=empty_clears,
+    )
+    record = imports.queue(
+        session, b"".join(chunks), filename=filename, options=options, now=clock.now()
+    )
+    return {"id": record.id, "status": record.status}
+
+
+@router.get("/imports/{import_id}", summary="Status, counts, rows done and rate")
+def import_status(import_id: int, _admin: AdminKey, session: SessionDep) -> Any:
+    return jsonable_encoder(imports.status(session, import_id))
+
+
+@router.get(
+    "/imports/{import_id}/rejected",
+    response_class=PlainTextResponse,
+    summary="Rejected rows as CSV",
+)
+def import_rejected(import_id: int, _admin: AdminKey, session: SessionDep) -> str:
+    return imports.rejected_csv(session, import_id)
