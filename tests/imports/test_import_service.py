@@ -53,7 +53,7 @@ def test_b1_bom_and_b2_semicolon_and_tab_files_import_every_row(runtime, db):
         assert report.status == "done" and report.counts["rejected"] == 0, report
         assert report.key == "email" and report.counts["created"] + report.counts["updated"] > 0
     for name in ("input-semicolon.csv", "input-tab.csv"):
-        report = _import(runtime, (case_dir("B2") / name).read_bytes())
+        report = _import(runtime, (case_dir("B2") / name).read_bytes(), unknown_columns="keep")
         assert report.status == "done", report
         assert report.counts["read"] > 0 and report.counts["rejected"] == 0
         assert report.delimiter in (";", "\t")
@@ -236,7 +236,9 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     clock.set_now(at("2026-05-04T10:00:00Z"))
     client = TestClient(create_app(runtime))
     data = (case_dir("B2") / "input-semicolon.csv").read_bytes()
-    response = client.post("/v1/imports?filename=crm.csv", content=data, headers=ADMIN_AUTH)
+    response = client.post(
+        "/v1/imports?filename=crm.csv&unknown_columns=keep", content=data, headers=ADMIN_AUTH
+    )
     assert response.status_code == 202, response.text
     import_id = response.json()["id"]
     assert client.get(f"/v1/imports/{import_id}", headers=ADMIN_AUTH).json()["status"] == "queued"
@@ -299,3 +301,38 @@ def test_b7_dates_are_read_under_a_declared_rule_or_rejected_never_guessed(runti
         assert report.counts["rejected"] == 4 - len(expected[run_name])
         for rejection in report.rejections:
             assert "birthday" in rejection["reason"], rejection
+
+
+def test_b10_columns_nobody_decided_about_stop_the_import_until_mapped(runtime, db):
+    import pytest
+
+    from lifecycle.errors import Invalid
+
+    data = (case_dir("B10") / "input.csv").read_bytes()
+    top = _top(db)
+    preview = _import(runtime, data, dry_run=True)
+    assert {c["header"].strip(): c["field"] for c in preview.columns} == {
+        "Email": "email",
+        "first_name": "first_name",
+        "Last  Name": "last_name",
+        "Shoe Size": "(not mapped)",
+    }
+    with pytest.raises(Invalid, match="Shoe Size"):
+        _import(runtime, data)
+    assert _profiles(db, top) == 0
+    report = _import(runtime, data, mapping={"Shoe Size": "ignore"})
+    assert report.counts["created"] == 1
+    lee = find_profile(db, "email:lee@example.com")
+    assert lee.attributes == {"email": "lee@example.com", "first_name": "Lee", "last_name": "Park"}
+
+
+def test_b9_numeric_looking_text_is_kept_exactly(runtime, db):
+    _import(runtime, (case_dir("B9") / "input.csv").read_bytes(), unknown_columns="keep")
+    kim = find_profile(db, "email:kim@example.com").attributes
+    lou = find_profile(db, "email:lou@example.com").attributes
+    assert (kim["postal_code"], kim["member_no"], kim["phone"]) == (
+        "02138",
+        "000417",
+        "0555 0100 123",
+    )
+    assert (lou["postal_code"], lou["member_no"]) == ("01801", "9007199254740993")

@@ -30,6 +30,7 @@ async def upload(
     delimiter: str | None = None,
     existing: str = "update",
     empty_clears: bool = False,
+    unknown_columns: str = "refuse",
     map_: Annotated[list[str] | None, Query(alias="map")] = None,
 ) -> Any:
     chunks, size = [], 0
@@ -46,6 +47,7 @@ async def upload(
         delimiter=delimiter,
         existing=existing,
         empty_clears=empty_clears,
+        unknown_columns=unknown_columns,
     )
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()

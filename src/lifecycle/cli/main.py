@@ -291,6 +291,9 @@ def import_file(
     ] = None,
     excel_serials: Annotated[bool, typer.Option(help="Read 31182 as a spreadsheet date.")] = False,
     year_required: Annotated[bool, typer.Option(help="Reject dates without a year.")] = False,
+    unknown_columns: Annotated[
+        str, typer.Option(help="Unrecognised, unmapped columns: refuse, keep or ignore.")
+    ] = "refuse",
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -326,6 +329,7 @@ def import_file(
         date_order=date_order.upper() if date_order else None,
         excel_serials=excel_serials,
         year_required=year_required,
+        unknown_columns=unknown_columns,
     )
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:

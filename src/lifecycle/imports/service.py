@@ -39,6 +39,9 @@ class ImportOptions:
     missing_markers: tuple[str, ...] | None = None  # default: values.DEFAULT_MARKERS
     dry_run: bool = False
     existing: str = "update"  # update | fill_empty | skip (profiles that already exist)
+    # Columns neither recognised nor mapped: refuse the import until decided, keep them
+    # as attributes named after their header, or ignore them.
+    unknown_columns: str = "refuse"
     date_fields: tuple[str, ...] | None = None  # default: birthday and *_date fields
     date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
     excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
@@ -60,11 +63,16 @@ class Report:
     message: str = ""
 
 
-def _field_of(column: Any, mapping: dict[str, str]) -> str:
+UNDECIDED = "(not mapped)"
+
+
+def _field_of(column: Any, mapping: dict[str, str], unknown: str) -> str:
     for name in (column.original, column.original.strip(), column.key):
         if name in mapping:
             return mapping[name]
-    return column.field or column.key
+    if column.field:
+        return column.field
+    return {"keep": column.key, "ignore": "ignore"}.get(unknown, UNDECIDED)
 
 
 def _is_date_field(name: str, options: ImportOptions) -> bool:
@@ -98,7 +106,7 @@ def _call(
     markers = options.missing_markers
     for column_key, text in row.cells.items():
         name = fields[column_key]
-        if name == "ignore":
+        if name in ("ignore", UNDECIDED):
             continue
         missing = values.is_missing(text) if markers is None else values.is_missing(text, markers)
         if missing:
@@ -150,7 +158,17 @@ def run(
         raise Invalid(f"{filename}: {err}", field="file") from None
     if read.header_errors:
         raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
-    fields = {c.key: _field_of(c, options.mapping) for c in read.header}
+    fields = {c.key: _field_of(c, options.mapping, options.unknown_columns) for c in read.header}
+    undecided = [c.original for c in read.header if fields[c.key] == UNDECIDED]
+    if undecided and not options.dry_run:
+        # A column nobody decided about is never dropped, nor imported unseen (B10).
+        raise Invalid(
+            "columns not mapped: "
+            + ", ".join(repr(c) for c in undecided)
+            + "; map each (--map 'COLUMN=field'), ignore it (--map 'COLUMN=ignore'),"
+            " or keep all unknown columns as attributes (--unknown-columns keep)",
+            field="mapping",
+        )
     present = set(fields.values())
     key = options.key or next((k for k in KEYS if k in present), "")
     if key not in KEYS:
