@@ -336,3 +336,16 @@ def test_b9_numeric_looking_text_is_kept_exactly(runtime, db):
         "0555 0100 123",
     )
     assert (lou["postal_code"], lou["member_no"]) == ("01801", "9007199254740993")
+
+
+def test_consent_columns_become_yes_or_no_and_feed_unsubscribes(runtime, db):
+    data = (
+        b"Email,Accepts Email Marketing,Accepts SMS Marketing\n"
+        b"c1@example.com,yes,no\nc2@example.com,maybe,yes\n"
+    )
+    report = _import(runtime, data)
+    assert report.counts["created"] == 1 and report.counts["rejected"] == 1
+    assert "neither yes nor no" in report.rejections[0]["reason"]
+    attrs = find_profile(db, "email:c1@example.com").attributes
+    assert attrs["accepts_email_marketing"] is True and attrs["unsubscribed_email"] is False
+    assert attrs["accepts_sms_marketing"] is False and attrs["unsubscribed_sms"] is True

@@ -26,6 +26,9 @@ from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection
 
 KEYS = ("email", "phone", "id")
+CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
+YES = frozenset({"yes", "y", "true", "1", "subscribed", "opted in", "opt-in", "x"})
+NO = frozenset({"no", "n", "false", "0", "unsubscribed", "opted out", "opt-out", "not subscribed"})
 BATCH = 1000
 
 
@@ -118,6 +121,16 @@ def _call(
             continue
         if _is_date_field(name, options):
             traits[name] = _date_text(text, name, options, row.line)
+            continue
+        if name in CONSENT:
+            # Consent is a yes or a no; anything else is a question for a person.
+            answer = text.strip().casefold()
+            if answer not in YES | NO:
+                raise Invalid(
+                    f"column {name}: {text!r} is neither yes nor no", field=f"row {row.line}"
+                )
+            traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
+            traits[name] = answer in YES
             continue
         traits[name] = text
     if key == "id" and user_id is None:
