@@ -313,7 +313,7 @@ def import_file(
             raise typer.Exit(2)
         mapping[column] = target
     try:
-        data = path.read_bytes()
+        data = path.open("rb")  # streamed: memory stays flat whatever the file's size
     except OSError as err:
         print(f"error: cannot read {path}: {err.strerror}", file=sys.stderr)
         raise typer.Exit(2) from None
@@ -348,6 +348,8 @@ def import_file(
     except LifecycleError as err:
         print(f"error: {err.message}", file=sys.stderr)
         raise typer.Exit(1) from None
+    finally:
+        data.close()
     console.print(
         f"{'dry run: ' if dry_run else ''}{report.filename}: encoding {report.encoding}, "
         f"delimiter {report.delimiter!r}, matching on {report.key}"

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -150,7 +150,7 @@ def _call(
 
 def run(
     session: Session,
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     filename: str,
     options: ImportOptions,
@@ -166,7 +166,10 @@ def run(
     already imported are recognised on a re-run, so committing part way is safe.
     """
     try:
-        read = reader.read(data, encoding=options.encoding, delimiter=options.delimiter)
+        # Streaming: constant memory whatever the file's size.
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        checksum = _checksum(stream)
+        read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
     except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
         raise Invalid(f"{filename}: {err}", field="file") from None
     if read.header_errors:
@@ -192,7 +195,6 @@ def run(
         )
     if key not in present:
         raise Invalid(f"the file has no {key} column to match on", field="key")
-    checksum = hashlib.sha256(data).hexdigest()
     savepoint = session.begin_nested() if options.dry_run else None
     if record is None:
         record = Import(filename=filename, created_at=now, counts={})
@@ -222,17 +224,15 @@ def run(
         }
     )
     stamp = now.isoformat()
-    seen_keys: set[str] = set()
+    seen_keys: set[int] = set()
     created: set[int] = set()
 
     def reject(line: int, raw: str, reason: str) -> None:
         counts["rejected"] += 1
-        rejections.append({"line": line, "raw": raw, "reason": reason})
+        if len(rejections) < 100:  # all of them are stored; the report shows the first
+            rejections.append({"line": line, "raw": raw, "reason": reason})
         session.add(ImportRejection(import_id=record.id, line=line, raw=raw, reason=reason))
 
-    for error in read.errors:
-        counts["read"] += 1
-        reject(error.line, error.raw, error.reason)
     batch: list[tuple[Any, dict[str, Any]]] = []
 
     def flush() -> None:
@@ -257,14 +257,17 @@ def run(
         if on_batch is not None and not options.dry_run:
             on_batch(record)
 
-    for row in read.rows:
+    for row in read.records:
         counts["read"] += 1
+        if isinstance(row, reader.RowError):
+            reject(row.line, row.raw, row.reason)
+            continue
         try:
             call = _call(row, fields, key, options, stamp, f"import:{checksum[:24]}:{row.line}")
         except Invalid as err:
             reject(row.line, row.raw, err.message)
             continue
-        identity = str(call.get("userId") or call["traits"].get(key, "")).strip().casefold()
+        identity = hash(str(call.get("userId") or call["traits"].get(key, "")).strip().casefold())
         if identity in seen_keys:
             counts["repeated_in_file"] += 1
         seen_keys.add(identity)
@@ -299,6 +302,15 @@ def run(
     if savepoint is not None:
         savepoint.rollback()
     return report
+
+
+def _checksum(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    start = stream.tell()
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+    stream.seek(start)
+    return digest.hexdigest()
 
 
 def rejected_csv(session: Session, import_id: int) -> str:
