@@ -114,7 +114,7 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
             " ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
         )
         inserted = dict(cursor.fetchall())
-        cursor.execute("DELETE FROM events_incoming")
+        cursor.execute("TRUNCATE events_incoming")  # no dead rows pile up in a long import
         return inserted
     finally:
         cursor.close()

@@ -270,7 +270,7 @@ def _copy_attribute_state(
                 " FROM profile_states s WHERE p.id = s.id",
                 (now,),
             )
-            cursor.execute("DELETE FROM profile_states")
+            cursor.execute("TRUNCATE profile_states")
         if changes:
             columns = "profile_id, name, old_value, new_value, source, changed_at, recorded_at, via"
             with cursor.copy(f"COPY attribute_changes ({columns}) FROM STDIN") as copy:
