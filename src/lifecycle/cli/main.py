@@ -341,8 +341,11 @@ def import_file(
                 options=options,
                 ingest_options=runtime.ingest_options,
                 now=clock.now(),
-                on_batch=lambda record: progress.update(
-                    task, completed=record.rows_done, description=f"{record.rows_done} rows"
+                on_batch=lambda record: (
+                    session.commit(),  # each batch lands: an interrupted import resumes
+                    progress.update(
+                        task, completed=record.rows_done, description=f"{record.rows_done} rows"
+                    ),
                 ),
             )
     except LifecycleError as err:
