@@ -349,3 +349,14 @@ def test_consent_columns_become_yes_or_no_and_feed_unsubscribes(runtime, db):
     attrs = find_profile(db, "email:c1@example.com").attributes
     assert attrs["accepts_email_marketing"] is True and attrs["unsubscribed_email"] is False
     assert attrs["accepts_sms_marketing"] is False and attrs["unsubscribed_sms"] is True
+
+
+def test_a_list_and_a_tag_are_added_to_everyone_imported_once(runtime, db):
+    _identify(runtime, {"userId": "t1", "traits": {"email": "t1@example.com", "lists": ["news"]}})
+    data = b"email\nt1@example.com\nt2@example.com\n"
+    _import(runtime, data, lists=("spring-sale",), tags=("vip",))
+    _import(runtime, data + b"t3@example.com\n", lists=("spring-sale",), tags=("vip",))
+    t1 = find_profile(db, "email:t1@example.com").attributes
+    assert t1["lists"] == ["news", "spring-sale"] and t1["tags"] == ["vip"]
+    t3 = find_profile(db, "email:t3@example.com").attributes
+    assert t3["lists"] == ["spring-sale"]

@@ -32,6 +32,8 @@ async def upload(
     empty_clears: bool = False,
     unknown_columns: str = "refuse",
     map_: Annotated[list[str] | None, Query(alias="map")] = None,
+    list_: Annotated[list[str] | None, Query(alias="list")] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
 ) -> Any:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -48,6 +50,8 @@ async def upload(
         existing=existing,
         empty_clears=empty_clears,
         unknown_columns=unknown_columns,
+        lists=tuple(list_ or ()),
+        tags=tuple(tag or ()),
     )
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()

@@ -294,6 +294,10 @@ def import_file(
     unknown_columns: Annotated[
         str, typer.Option(help="Unrecognised, unmapped columns: refuse, keep or ignore.")
     ] = "refuse",
+    list_: Annotated[
+        list[str] | None, typer.Option("--list", help="Add everyone imported to this list.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag everyone imported.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -330,6 +334,8 @@ def import_file(
         excel_serials=excel_serials,
         year_required=year_required,
         unknown_columns=unknown_columns,
+        lists=tuple(list_ or ()),
+        tags=tuple(tag or ()),
     )
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:

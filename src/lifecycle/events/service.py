@@ -39,6 +39,8 @@ class IngestOptions:
     # What a write does to a profile that already existed: update it, only fill its
     # empty fields, or leave its attributes alone (skip).
     existing: str = "update"
+    # Items added to list attributes of everyone written (e.g. an import's list or tag).
+    add_to_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
 
 
@@ -213,6 +215,7 @@ def ingest(
             calls[i].occurred_at,
             calls[i].via,
             fill_only=options.existing == "fill_empty" and not results[i].created,
+            add={name: list(items) for name, items in options.add_to_lists} or None,
         )
         for i in with_traits
     ]

@@ -45,6 +45,8 @@ class ImportOptions:
     # Columns neither recognised nor mapped: refuse the import until decided, keep them
     # as attributes named after their header, or ignore them.
     unknown_columns: str = "refuse"
+    lists: tuple[str, ...] = ()  # added to everyone imported (attribute "lists")
+    tags: tuple[str, ...] = ()  # added to everyone imported (attribute "tags")
     date_fields: tuple[str, ...] | None = None  # default: birthday and *_date fields
     date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
     excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
@@ -221,6 +223,11 @@ def run(
             "empty_clears": options.empty_clears,
             "require_user_or_anonymous": False,
             "existing": options.existing,
+            "add_to_lists": tuple(
+                (name, tuple(items))
+                for name, items in (("lists", options.lists), ("tags", options.tags))
+                if items
+            ),
         }
     )
     stamp = now.isoformat()
@@ -352,6 +359,9 @@ def queue(
 def options_of(record: Import) -> ImportOptions:
     saved = dict(record.options)
     markers = saved.pop("missing_markers", None)
+    for name in ("lists", "tags", "date_fields"):
+        if saved.get(name) is not None:
+            saved[name] = tuple(saved[name])
     return ImportOptions(**saved, missing_markers=tuple(markers) if markers else None)
 
 

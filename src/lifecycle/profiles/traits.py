@@ -24,6 +24,7 @@ class TraitUpdate:
     at: datetime  # the update's own timestamp
     via: str | None = None  # the identifier the update came through
     fill_only: bool = False  # only set attributes the profile lacks (or holds empty)
+    add: dict[str, list[Any]] | None = None  # items added to list attributes (kept once)
 
 
 @dataclass
@@ -46,7 +47,16 @@ def apply_traits(
     for index, upd in enumerate(updates):
         attrs, times = state[upd.profile_id]
         at_text = stamp(upd.at)
-        for name, value in upd.traits.items():
+        traits = dict(upd.traits)
+        for name, items in (upd.add or {}).items():
+            current = traits.get(name, attrs.get(name))
+            base = (
+                list(current)
+                if isinstance(current, list)
+                else ([] if current in (None, "") else [current])
+            )
+            traits[name] = base + [item for item in items if item not in base]
+        for name, value in traits.items():
             last = times.get(name)
             if last is not None and at_text < last:
                 warnings.append(
