@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def libpq(url: str) -> str:
@@ -30,3 +36,13 @@ def scratch_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def write_results(kind: str, summary: dict[str, Any], started_at: datetime) -> Path:
+    """Save a run's figures as bench/results/<kind>-<UTC time>.json (git-ignored)."""
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{kind}-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"results: {out.relative_to(ROOT)}")
+    return out

@@ -36,7 +36,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from _common import libpq, scratch_database  # bench/ is on sys.path when run
+from _common import libpq, scratch_database, write_results  # bench/ is on sys.path when run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG = os.environ.get(
@@ -626,11 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     if hundred_k:
         verdict = "met" if hundred_k[0]["scan_s"] < TARGET_SECONDS else "MISSED"
         print(f"target: 100k in under {TARGET_SECONDS:.0f} s: {verdict}")
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"duplicates-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"results: {out.relative_to(ROOT)}")
+    write_results("duplicates", summary, started_at)
     return 0
 
 

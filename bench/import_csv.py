@@ -27,7 +27,6 @@ import argparse
 import cProfile
 import gc
 import io
-import json
 import os
 import platform
 import pstats
@@ -40,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import libpq, scratch_database  # bench/ is on sys.path when run
+from _common import libpq, scratch_database, write_results  # bench/ is on sys.path when run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG = os.environ.get(
@@ -446,11 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     if profile_text:
         print("\ncProfile, one 1000-row import into the full database:")
         print(profile_text)
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"import_csv-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"results: {out.relative_to(ROOT)}")
+    write_results("import_csv", summary, started_at)
     return 0
 
 

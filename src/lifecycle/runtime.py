@@ -47,6 +47,17 @@ class Runtime:
         )
 
     @property
+    def identifier_rules(self) -> dict[str, object]:
+        """How identifiers are normalised here (region, junk list, phone rules), as keyword
+        arguments for the functions that normalise outside ingestion (duplicate scans)."""
+        o = self.ingest_options
+        return {
+            "default_region": o.default_region,
+            "extra_junk": o.extra_junk,
+            "phone_rules": o.phone_rules,
+        }
+
+    @property
     def max_age(self) -> timedelta:
         return timedelta(hours=self.settings.event_max_age_hours)
 

@@ -36,14 +36,11 @@ def list_duplicates(
 def scan_duplicates(
     _admin: AdminKey, runtime: RuntimeDep, session: SessionDep, limit: int | None = None
 ) -> Any:
-    options = runtime.ingest_options
     report = duplicates.scan(
         session,
         now=clock.now(),
         limit=limit,
-        default_region=options.default_region,
-        extra_junk=options.extra_junk,
-        phone_rules=options.phone_rules,
+        **runtime.identifier_rules,  # type: ignore[arg-type]
     )
     return report.as_dict()
 

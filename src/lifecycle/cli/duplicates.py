@@ -56,15 +56,12 @@ def scan(
     from lifecycle.profiles import duplicates
 
     runtime = _runtime(database_url)
-    options = runtime.ingest_options
     with runtime.session() as session:
         report = duplicates.scan(
             session,
             now=clock.now(),
             limit=limit,
-            default_region=options.default_region,
-            extra_junk=options.extra_junk,
-            phone_rules=options.phone_rules,
+            **runtime.identifier_rules,  # type: ignore[arg-type]
         )
     print(
         f"scanned {report.profiles} profiles in {report.seconds['total']:.1f}s: "

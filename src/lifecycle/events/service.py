@@ -20,7 +20,7 @@ from lifecycle import jobs
 from lifecycle.errors import Invalid
 from lifecycle.events import repository
 from lifecycle.events.calls import Call, parse_call
-from lifecycle.profiles import repository as profile_repository
+from lifecycle.profiles import service as profiles
 from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
 from lifecycle.profiles.resolution import resolve_many
 from lifecycle.profiles.traits import TraitUpdate, apply_traits
@@ -77,7 +77,7 @@ def _aliases_of_known_users(session: Session, aliases: list[Call]) -> None:
     previous = [
         ident.key for call in aliases for ident in call.identifiers if ident.kind == "anonymous_id"
     ]
-    known = profile_repository.owners(session, [("id", value) for _, value in previous])
+    known = profiles.holders(session, [("id", value) for _, value in previous])
     for call in aliases:
         call.identifiers = [
             Identifier("id", i.value, i.display)
@@ -104,16 +104,14 @@ def _keep_current_contacts(
     ]
     if not anonymous:
         return
-    held = profile_repository.identities_of(session, {profile_of[i] for i in anonymous})
-    current = profile_repository.attribute_state(
-        session, sorted({profile_of[i] for i in anonymous})
-    )
+    held = profiles.identifiers_of(session, {profile_of[i] for i in anonymous})
+    current = profiles.attributes_of(session, sorted({profile_of[i] for i in anonymous}))
     for i in anonymous:
         pid = profile_of[i]
         for ident in calls[i].identifiers:
             if ident.kind not in ("email", "phone") or ident.kind not in calls[i].traits:
                 continue
-            now_value = current.get(pid, ({}, {}))[0].get(ident.kind)
+            now_value = current.get(pid, {}).get(ident.kind)
             if ident.key in held[pid] and _differs(ident, now_value):
                 calls[i].traits = {k: v for k, v in calls[i].traits.items() if k != ident.kind}
                 results[i].warnings.append(

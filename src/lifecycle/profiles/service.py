@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecycle.errors import Conflict, Invalid, NotFound
+from lifecycle.profiles import repository
 from lifecycle.profiles.identifiers import NotAnIdentifier, normalize
 from lifecycle.profiles.merge import merge_profiles, unmerge
 from lifecycle.profiles.models import Identity, Merge, Profile
@@ -157,3 +158,20 @@ def merges_of(session: Session, profile_id: int) -> list[dict[str, Any]]:
         }
         for m in rows
     ]
+
+
+def identifiers_of(session: Session, profile_ids: set[int]) -> dict[int, set[tuple[str, str]]]:
+    """The (kind, value) identifiers each profile holds."""
+    return repository.identities_of(session, profile_ids)
+
+
+def attributes_of(session: Session, profile_ids: list[int]) -> dict[int, dict[str, Any]]:
+    return {
+        pid: attrs
+        for pid, (attrs, _times) in repository.attribute_state(session, profile_ids).items()
+    }
+
+
+def holders(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Which profile holds each (kind, value)."""
+    return repository.owners(session, keys)
