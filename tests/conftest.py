@@ -15,12 +15,13 @@ from sqlalchemy.orm import sessionmaker
 
 from lifecycle import clock, jobs, migrate
 from lifecycle.campaigns import service as campaigns
-from lifecycle.campaigns.loader import load_directory
+from lifecycle.campaigns.loader import load_project
 from lifecycle.campaigns.service import forget_live_campaigns
 from lifecycle.config import Settings
 from lifecycle.db import make_engine
 from lifecycle.delivery.providers.outbox import RecordingProvider
 from lifecycle.runtime import Runtime, build_runtime
+from lifecycle.segments.service import forget_catalog
 from tests.services import ensure_postgres, ensure_redis
 from tests.support import ADMIN_KEY, WRITE_KEY, InlineJobs
 
@@ -136,18 +137,25 @@ def inline(runtime: Runtime) -> Iterator[InlineJobs]:
 def _release_clock() -> Iterator[None]:
     # Each test's data is rolled back, so campaigns cached by an earlier test are gone.
     forget_live_campaigns()
+    forget_catalog()
     yield
     clock.set_now(None)
     jobs.install(None)
 
 
 def publish_directory(runtime: Runtime, directory: Path | str | None = None) -> list[str]:
-    loaded, problems = load_directory(
+    loaded, segment_files, problems = load_project(
         directory or runtime.settings.campaigns_dir, runtime.templates
     )
     assert not problems, [str(p) for p in problems]
     with runtime.session() as session:
-        return campaigns.publish(session, loaded, now=clock.now())
+        return campaigns.publish_project(
+            session,
+            loaded,
+            segment_files,
+            now=clock.now(),
+            zone=runtime.settings.workspace_timezone,
+        )
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ class InlineJobs:
                 tasks.send_message(self.runtime, kwargs["message_id"])
             elif name == "journeys.resume":
                 tasks.resume_journey(self.runtime, kwargs["journey_id"])
+            elif name == "segments.recheck":
+                tasks.recheck_profiles(self.runtime, kwargs["changes"])
             elif name == "imports.run":
                 tasks.run_import(self.runtime, kwargs["import_id"])
             else:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,12 @@ class Settings(BaseSettings):
     link_secret: str = "dev-link-secret"
 
     scheduler_interval_seconds: float = 5.0
+    # "today", birthdays and local dates in segments, for profiles without a valid
+    # `timezone` attribute of their own (an IANA name such as America/New_York).
+    workspace_timezone: str = "UTC"
+    # Segments that depend on time ("within the last 7 days", "today") are recomputed
+    # by the scheduler at least this often, and at every local midnight of the workspace.
+    segment_refresh_minutes: float = 15.0
     tick_batch_size: int = 500
 
     @model_validator(mode="after")
@@ -89,6 +96,15 @@ class Settings(BaseSettings):
             if not value.is_absolute() and not value.exists() and (PROJECT_ROOT / value).is_dir():
                 setattr(self, name, str(PROJECT_ROOT / value))
         return self
+
+    @field_validator("workspace_timezone")
+    @classmethod
+    def _real_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, OSError, KeyError):
+            raise ValueError(f"{value!r} is not a time zone name such as Europe/Berlin") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

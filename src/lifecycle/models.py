@@ -12,6 +12,7 @@ from lifecycle.profiles.models import (
     Merge,
     Profile,
 )
+from lifecycle.segments.models import Segment, SegmentMembership
 
 __all__ = [
     "AttributeChange",
@@ -29,7 +30,10 @@ __all__ = [
     "Message",
     "MessageEvent",
     "Profile",
+    "Segment",
+    "SegmentMembership",
 ]
 
 # Cross-domain hooks that must be in place wherever the models are.
-import lifecycle.campaigns.merge_hook  # noqa: F401
+import lifecycle.campaigns.merge_hook
+import lifecycle.segments.merge_hook  # noqa: F401

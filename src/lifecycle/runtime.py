@@ -47,6 +47,11 @@ class Runtime:
         )
 
     @property
+    def segment_refresh(self) -> timedelta:
+        """How often the scheduler recomputes segments that depend on time."""
+        return timedelta(minutes=self.settings.segment_refresh_minutes)
+
+    @property
     def identifier_rules(self) -> dict[str, object]:
         """How identifiers are normalised here (region, junk list, phone rules), as keyword
         arguments for the functions that normalise outside ingestion (duplicate scans)."""

@@ -6,7 +6,6 @@ See ``docs/campaigns.md`` for the reference a marketer reads.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,26 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)")
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-MAX_DURATION_SECONDS = 10 * 366 * 86400  # ten years: longer is a typo, and overflows dates
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"1h"``, ``"23h"``, ``"3d"``, ``"1h30m"``, ``"2w"`` -> timedelta (positive)."""
-    if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not a duration such as 30m, 1h, 3d")
-    compact = text.replace(" ", "").lower()
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"{text!r} is not a duration such as 30m, 1h, 3d")
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    if seconds > MAX_DURATION_SECONDS:
-        raise ValueError(f"{text!r} is longer than {MAX_DURATION_SECONDS // 86400} days")
-    return timedelta(seconds=seconds)
-
+from lifecycle.durations import parse_duration
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 _STEP_REF = re.compile(r"^steps\.([A-Za-z0-9_\-]+)\.message_id$")
@@ -76,11 +56,26 @@ OPS = ("equals", "not_equals", "in", "contains", "exists", "gt", "gte", "lt", "l
 
 
 class Condition(Strict):
-    """A test on a profile attribute: ``{attribute: vip, op: equals, value: true}``."""
+    """A test on a profile attribute, ``{attribute: vip, op: equals, value: true}``, or
+    membership of a segment checked at that moment, ``{segment: vip}`` (``value: false``
+    for "not in it")."""
 
-    attribute: str
+    attribute: str | None = None
+    segment: str | None = None
     op: Literal[OPS] = "equals"  # type: ignore[valid-type]
     value: Any = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Condition:
+        if (self.attribute is None) == (self.segment is None):
+            raise ValueError("a condition names one attribute or one segment")
+        if self.segment is not None and (
+            self.op != "equals" or self.value not in (None, True, False)
+        ):
+            raise ValueError(
+                "a segment condition is {segment: name} or {segment: name, value: false}"
+            )
+        return self
 
 
 class EventFilter(Strict):
@@ -102,6 +97,25 @@ class EventFilter(Strict):
                 if unknown:
                     raise ValueError(f"{prop}: unknown operator(s) {sorted(unknown)}")
         return where
+
+
+class Trigger(EventFilter):
+    """What starts a journey: an event (``event``, ``where``), or entering or leaving a
+    segment because of new data or time passing (``segment``, ``on: entered|exited``)."""
+
+    event: str | None = Field(default=None, min_length=1)  # type: ignore[assignment]
+    segment: str | None = Field(default=None, min_length=1)
+    on: Literal["entered", "exited"] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.event is None) == (self.segment is None):
+            raise ValueError("a trigger names one event or one segment")
+        if self.segment is not None and self.where:
+            raise ValueError("where filters an event trigger; a segment trigger has none")
+        if self.event is not None and self.on is not None:
+            raise ValueError("on (entered or exited) goes with a segment trigger")
+        return self
 
 
 class SendSpec(Strict):
@@ -182,7 +196,7 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 class CampaignDef(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
-    trigger: EventFilter
+    trigger: Trigger
     goal: EventFilter | None = None
     exit_when: EventFilter | None = None
     reentry: Literal["after_exit", "never"] = "after_exit"
@@ -220,9 +234,9 @@ class CampaignDef(Strict):
             for loc, target in targets:
                 if target is not None and target not in first:
                     problems.append((loc, f"no step has the id {target!r}"))
-        filters: list[tuple[tuple[str | int, ...], dict[str, Any], bool]] = [
-            (("trigger", "where"), self.trigger.where, False)
-        ]
+        filters: list[tuple[tuple[str | int, ...], dict[str, Any], bool]] = []
+        if self.trigger.event is not None:
+            filters.append((("trigger", "where"), self.trigger.where, False))
         filters += [
             ((key, "where"), f.where, True)
             for key, f in (("goal", self.goal), ("exit_when", self.exit_when))
@@ -241,6 +255,15 @@ class CampaignDef(Strict):
                     if problem:
                         problems.append(((*loc, prop), problem))
         return problems
+
+    def segments(self) -> set[str]:
+        """Segment names this campaign uses (trigger and conditions)."""
+        names = {self.trigger.segment} if self.trigger.segment else set()
+        for step in self.steps:
+            for condition in (step.condition, step.branch.condition if step.branch else None):
+                if condition is not None and condition.segment:
+                    names.add(condition.segment)
+        return names
 
     def watched_events(self) -> set[str]:
         """Event names that can move a journey of this campaign."""

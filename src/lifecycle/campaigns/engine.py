@@ -23,6 +23,10 @@ from lifecycle.campaigns.matching import condition_holds
 class Facts(Protocol):
     def attributes(self) -> dict[str, Any]: ...
 
+    def in_segment(self, name: str) -> bool:
+        """Is the profile in this segment now (evaluated at the moment of asking)?"""
+        ...
+
     def find_event(
         self, name: str, where: dict[str, Any], since: datetime, until: datetime | None
     ) -> tuple[int, datetime] | None:
@@ -206,7 +210,7 @@ def _start(
     settle_window: timedelta,
     actions: list[Action],
 ) -> None:
-    if step.condition is not None and not condition_holds(step.condition, facts.attributes()):
+    if step.condition is not None and not _holds(step.condition, facts):
         actions.append(Log("skipped", step.id, "condition not met"))
         state.step_index += 1
         return
@@ -225,7 +229,7 @@ def _start(
             Log("waiting_for", step.id, f"{step.wait_for.event} until {state.wake_at.isoformat()}")
         )
     elif step.branch is not None:
-        taken = condition_holds(step.branch.condition, facts.attributes())
+        taken = _holds(step.branch.condition, facts)
         target = step.branch.then if taken else step.branch.otherwise
         actions.append(
             Log("branched", step.id, f"{'then' if taken else 'else'} -> {target or 'next'}")
@@ -257,6 +261,12 @@ def _placeholder(text: str, data: dict[str, Any]) -> Any:
     for part in inner[2:-2].strip().split("."):
         current = current.get(part) if isinstance(current, dict) else None
     return current
+
+
+def _holds(condition: Condition, facts: Facts) -> bool:
+    if condition.segment is not None:
+        return facts.in_segment(condition.segment) == (condition.value is not False)
+    return condition_holds(condition, facts.attributes())
 
 
 __all__ = ["Action", "Condition", "Facts", "Log", "Send", "State", "advance", "resolve_where"]

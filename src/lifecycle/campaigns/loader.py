@@ -12,21 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from lifecycle import yamlfile
 from lifecycle.campaigns.definition import REFERENCES_REPORTED_BY_CALLER, CampaignDef
 from lifecycle.rendering.templates import CHANNELS, Templates
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.text}"
+from lifecycle.segments import loader as segment_loader
+from lifecycle.segments.loader import LoadedSegment
+from lifecycle.yamlfile import Problem, line_for
 
 
 @dataclass(frozen=True)
@@ -36,47 +29,11 @@ class LoadedCampaign:
     checksum: str
 
 
-def _to_data(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
-            lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, (*path, key), lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_data(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
-
-
-def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
-    # Pydantic locations use aliases ("if", "else"); unknown keys point at the key itself.
-    key_line = lines.get((*loc, "__key__"))
-    if key_line:
-        return key_line
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return 1
-
-
 def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None, list[Problem]]:
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [Problem(name, 1, f"cannot read: {err}")]
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return None, [Problem(name, line, f"YAML: {getattr(err, 'problem', err)}")]
-    if node is None:
-        return None, [Problem(name, 1, "the file is empty")]
-    lines: dict[tuple[Any, ...], int] = {}
-    data = _to_data(node, (), lines)
+    data, lines, problems = yamlfile.read(path)
+    if problems:
+        return None, problems
     if not isinstance(data, dict):
         return None, [Problem(name, 1, "a campaign file must be a mapping of keys")]
     data.setdefault("name", path.stem)
@@ -91,11 +48,11 @@ def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None,
             msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
                 msg = f"unknown key {loc[-1]!r}"
-            problems.append(Problem(name, _line_for(loc, lines), f"{where}: {msg}"))
+            problems.append(Problem(name, line_for(loc, lines), f"{where}: {msg}"))
         return None, sorted(problems, key=lambda p: p.line)
     for loc, text in definition.reference_problems():
         where = ".".join(str(p) for p in loc)
-        problems.append(Problem(name, _line_for(loc, lines), f"{where}: {text}"))
+        problems.append(Problem(name, line_for(loc, lines), f"{where}: {text}"))
     if problems:
         return None, sorted(problems, key=lambda p: p.line)
     canonical = json.dumps(definition.model_dump(mode="json", by_alias=True), sort_keys=True)
@@ -117,14 +74,18 @@ def _template_problems(
         if channel not in CHANNELS or not isinstance(template, str) or not template:
             continue  # the model reports a bad channel or template name
         for _line, text in templates.problems(channel, template):
-            problems.append(Problem(name, _line_for(("steps", i, "send"), lines), text))
+            problems.append(Problem(name, line_for(("steps", i, "send"), lines), text))
     return problems
 
 
 def load_directory(
-    directory: str | Path, templates: Templates
+    directory: str | Path, templates: Templates, *, segment_names: set[str] | None = None
 ) -> tuple[list[LoadedCampaign], list[Problem]]:
-    """Every ``*.yaml``/``*.yml`` directly under ``directory`` (subfolders are not campaigns)."""
+    """Every ``*.yaml``/``*.yml`` directly under ``directory`` (subfolders are not campaigns).
+
+    Segments a campaign names must exist: in ``segment_names`` when given, else in
+    ``directory/segments``.
+    """
     root = Path(directory)
     campaigns: list[LoadedCampaign] = []
     problems: list[Problem] = []
@@ -144,4 +105,23 @@ def load_directory(
             continue
         seen[loaded.definition.name] = str(path)
         campaigns.append(loaded)
+    if segment_names is None:
+        found, _ = segment_loader.load_directory(segment_loader.segments_dir(root))
+        segment_names = {item.definition.name for item in found}
+    for item in campaigns:
+        for name in sorted(item.definition.segments() - segment_names):
+            problems.append(
+                Problem(item.file, 1, f"no segment named {name!r} (campaigns/segments/)")
+            )
     return campaigns, problems
+
+
+def load_project(
+    directory: str | Path, templates: Templates
+) -> tuple[list[LoadedCampaign], list[LoadedSegment], list[Problem]]:
+    """Campaigns in ``directory`` and segments in ``directory/segments``, checked together."""
+    segments, problems = segment_loader.load_directory(segment_loader.segments_dir(directory))
+    campaigns, more = load_directory(
+        directory, templates, segment_names={s.definition.name for s in segments}
+    )
+    return campaigns, segments, problems + more

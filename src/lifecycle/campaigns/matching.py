@@ -62,7 +62,9 @@ def compare(op: str, actual: Any, expected: Any) -> bool:
 
 
 def condition_holds(condition: Condition, attributes: dict[str, Any]) -> bool:
-    return compare(condition.op, attributes.get(condition.attribute, _MISSING), condition.value)
+    return compare(
+        condition.op, attributes.get(condition.attribute or "", _MISSING), condition.value
+    )
 
 
 def properties_match(properties: dict[str, Any], where: dict[str, Any]) -> bool:

@@ -28,6 +28,8 @@ from lifecycle.delivery.service import create_message, is_final
 from lifecycle.errors import Conflict, NotFound
 from lifecycle.events.models import Event
 from lifecycle.profiles.models import Profile
+from lifecycle.segments import service as segments
+from lifecycle.segments.loader import LoadedSegment
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,10 @@ class Live:
 
     def triggered_by(self, event: Event) -> bool:
         trigger = self.definition.trigger
-        return trigger.event == event.name and properties_match(
-            event.properties or {}, trigger.where
+        return (
+            trigger.event is not None
+            and trigger.event == event.name
+            and properties_match(event.properties or {}, trigger.where)
         )
 
 
@@ -109,6 +113,19 @@ def publish(session: Session, loaded: list[LoadedCampaign], *, now: datetime) ->
     return changed
 
 
+def publish_project(
+    session: Session,
+    loaded: list[LoadedCampaign],
+    segment_files: list[LoadedSegment],
+    *,
+    now: datetime,
+    zone: str,
+) -> list[str]:
+    """Segments first (campaigns name them), the whole segments directory, then campaigns."""
+    changed, _ = segments.publish(session, segment_files, now=now, zone=zone, complete=True)
+    return [f"segment {c}" for c in changed] + publish(session, loaded, now=now)
+
+
 def live_campaigns(session: Session) -> list[Live]:
     key = session.get_bind().engine.url.render_as_string()
     cached = _live_cache.get(key)
@@ -132,10 +149,17 @@ def forget_live_campaigns() -> None:
 class DbFacts:
     """What the engine may ask about one profile, answered from the store."""
 
-    def __init__(self, session: Session, journey: Journey) -> None:
+    def __init__(self, session: Session, journey: Journey, *, now: datetime, zone: str) -> None:
         self.session = session
         self.journey = journey
+        self.now = now
+        self.zone = zone
         self._attributes: dict[str, Any] | None = None
+
+    def in_segment(self, name: str) -> bool:
+        return segments.is_member(
+            self.session, name, self.journey.profile_id, now=self.now, zone=self.zone
+        )
 
     def attributes(self) -> dict[str, Any]:
         if self._attributes is None:
@@ -187,7 +211,12 @@ def _log(
 
 
 def run_journey(
-    session: Session, journey: Journey, *, now: datetime, settle_window: timedelta
+    session: Session,
+    journey: Journey,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    zone: str = "UTC",
 ) -> None:
     """Advance one (locked) journey as far as it can go now, and apply what it decided."""
     version = session.get(CampaignVersion, journey.version_id)
@@ -204,7 +233,11 @@ def run_journey(
         data=dict(journey.state or {}),
     )
     actions = engine.advance(
-        definition, state, DbFacts(session, journey), now=now, settle_window=settle_window
+        definition,
+        state,
+        DbFacts(session, journey, now=now, zone=zone),
+        now=now,
+        settle_window=settle_window,
     )
     for action in actions:
         if isinstance(action, engine.Send):
@@ -260,8 +293,8 @@ def run_journey(
     # A message that settled at once (no address, say) lets the journey go on now.
     if journey.status == "active" and journey.waiting_on == "message":
         step_id = definition.steps[journey.step_index].id
-        if DbFacts(session, journey).message_outcome(step_id) is not None:
-            run_journey(session, journey, now=now, settle_window=settle_window)
+        if DbFacts(session, journey, now=now, zone=zone).message_outcome(step_id) is not None:
+            run_journey(session, journey, now=now, settle_window=settle_window, zone=zone)
 
 
 def start_journey(
@@ -273,6 +306,7 @@ def start_journey(
     settle_window: timedelta,
     trigger_event: Event | None = None,
     entered_via: str = "event",
+    zone: str = "UTC",
 ) -> Journey | None:
     """Start a journey unless the re-entry rule forbids it; None when it does."""
     previous = session.scalar(
@@ -303,7 +337,7 @@ def start_journey(
     except IntegrityError:
         return None  # started meanwhile by another worker, or already by this event
     _log(session, journey, "entered", None, f"via {entered_via}", now)
-    run_journey(session, journey, now=now, settle_window=settle_window)
+    run_journey(session, journey, now=now, settle_window=settle_window, zone=zone)
     return journey
 
 
@@ -318,8 +352,10 @@ def evaluate_events(
     now: datetime,
     max_age: timedelta,
     settle_window: timedelta,
+    zone: str = "UTC",
 ) -> int:
-    """Let new events move journeys (goals, exits, waits) and start new ones (triggers).
+    """Let new events move segments (re-checked for those people), journeys (goals,
+    exits, waits) and start new ones (event and segment triggers).
 
     Idempotent: an event is evaluated once (``evaluated_at``); events older than
     ``max_age`` or flagged backfill move journeys but start none. Returns journeys started.
@@ -339,8 +375,11 @@ def evaluate_events(
         return 0
     live = live_campaigns(session)
     watching = {name for item in live for name in item.definition.watched_events()}
-    triggers = {item.definition.trigger.event for item in live}
-    relevant = [e for e in events if e.name in watching or e.name in triggers]
+    triggers = {item.definition.trigger.event for item in live} - {None}
+    segment_events = {n for e in segments.catalog(session).entries.values() for n in e.events}
+    relevant = [
+        e for e in events if e.name in watching or e.name in triggers or e.name in segment_events
+    ]
     if relevant and is_postgres(session):
         # Lock the people concerned in id order: two evaluations of overlapping
         # profiles then queue instead of deadlocking on their journeys.
@@ -351,6 +390,23 @@ def evaluate_events(
             .with_for_update()
         ).all()
     started = 0
+    by_profile: dict[int, list[Event]] = {}
+    for event in relevant:
+        if event.name in segment_events:
+            by_profile.setdefault(event.profile_id, []).append(event)
+    for profile_id, its_events in by_profile.items():
+        names = sorted({e.name for e in its_events if e.name})
+        transitions = segments.recheck(
+            session,
+            profile_id,
+            now=now,
+            zone=zone,
+            cause=f"event {', '.join(names)} (#{its_events[-1].id})",
+            events=set(names),
+        )
+        started += apply_transitions(
+            session, transitions, now=now, settle_window=settle_window, zone=zone
+        )
     for event in relevant:
         if event.name in watching:
             journeys = session.scalars(
@@ -362,7 +418,7 @@ def evaluate_events(
                 )
             )
             for journey in journeys:
-                run_journey(session, journey, now=now, settle_window=settle_window)
+                run_journey(session, journey, now=now, settle_window=settle_window, zone=zone)
         # Age is judged at arrival, so an evaluation delayed by a queue outage does not
         # turn a fresh event into history.
         if event.backfill or event.occurred_at < event.received_at - max_age:
@@ -376,6 +432,7 @@ def evaluate_events(
                     now=now,
                     settle_window=settle_window,
                     trigger_event=event,
+                    zone=zone,
                 )
                 started += journey is not None
     for event in events:
@@ -384,7 +441,91 @@ def evaluate_events(
     return started
 
 
-def wake_due(session: Session, *, now: datetime, settle_window: timedelta, limit: int = 500) -> int:
+def apply_transitions(
+    session: Session,
+    transitions: list[segments.Transition],
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    zone: str = "UTC",
+) -> int:
+    """Start the journeys of campaigns triggered by entering or leaving a segment."""
+    wanted = [t for t in transitions if t.triggers]
+    if not wanted:
+        return 0
+    by_trigger: dict[tuple[str, bool], list[Live]] = {}
+    for item in live_campaigns(session):
+        trigger = item.definition.trigger
+        if trigger.segment is not None:
+            key = (trigger.segment, trigger.on != "exited")
+            by_trigger.setdefault(key, []).append(item)
+    started = 0
+    for transition in wanted:
+        for item in by_trigger.get((transition.segment, transition.entered), []):
+            verb = "entered" if transition.entered else "left"
+            journey = start_journey(
+                session,
+                item,
+                transition.profile_id,
+                now=now,
+                settle_window=settle_window,
+                entered_via=f"segment {transition.segment} {verb}"[:32],
+                zone=zone,
+            )
+            if journey is not None:
+                _log(
+                    session,
+                    journey,
+                    "segment",
+                    None,
+                    f"{verb} {transition.segment}: {transition.cause}",
+                    now,
+                )
+            started += journey is not None
+    return started
+
+
+def profiles_changed(
+    session: Session,
+    changes: list[tuple[int, list[str]]],
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    zone: str = "UTC",
+) -> int:
+    """Attributes changed for these profiles: re-check the segments that read them."""
+    started = 0
+    for profile_id, names in sorted(changes):
+        transitions = segments.recheck(
+            session,
+            profile_id,
+            now=now,
+            zone=zone,
+            cause=f"attribute {', '.join(sorted(names))} changed"[:255],
+            attributes=set(names),
+        )
+        started += apply_transitions(
+            session, transitions, now=now, settle_window=settle_window, zone=zone
+        )
+    return started
+
+
+def refresh_segments(
+    session: Session, *, now: datetime, settle_window: timedelta, zone: str, every: timedelta
+) -> int:
+    """The scheduler's segment pass; campaigns start for whoever time moved in or out."""
+    transitions = segments.refresh(session, now=now, zone=zone, every=every)
+    return apply_transitions(session, transitions, now=now, settle_window=settle_window, zone=zone)
+
+
+def wake_due(
+    session: Session,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    limit: int = 500,
+    zone: str = "UTC",
+) -> int:
     """Run journeys whose wake time has come; locked rows are left to their worker."""
     due = list(
         session.scalars(
@@ -399,14 +540,21 @@ def wake_due(session: Session, *, now: datetime, settle_window: timedelta, limit
         )
     )
     for journey in due:
-        run_journey(session, journey, now=now, settle_window=settle_window)
+        run_journey(session, journey, now=now, settle_window=settle_window, zone=zone)
     return len(due)
 
 
-def resume(session: Session, journey_id: int, *, now: datetime, settle_window: timedelta) -> None:
+def resume(
+    session: Session,
+    journey_id: int,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    zone: str = "UTC",
+) -> None:
     journey = session.scalar(_lock(select(Journey).where(Journey.id == journey_id), session))
     if journey is not None and journey.status == "active":
-        run_journey(session, journey, now=now, settle_window=settle_window)
+        run_journey(session, journey, now=now, settle_window=settle_window, zone=zone)
 
 
 def _live_by_name(session: Session, name: str) -> Live:
@@ -424,6 +572,7 @@ def add_member(
     now: datetime,
     settle_window: timedelta,
     actor: str,
+    zone: str = "UTC",
 ) -> Journey:
     """Put a profile into a campaign by hand; it then behaves as any other entry."""
     journey = start_journey(
@@ -433,6 +582,7 @@ def add_member(
         now=now,
         settle_window=settle_window,
         entered_via=f"admin:{actor}",
+        zone=zone,
     )
     if journey is None:
         raise Conflict(f"profile {profile_id} is already in {campaign_name!r} or may not re-enter")

@@ -2,7 +2,8 @@
 
 Rules: a missing key changes nothing; an explicit ``null`` clears; an update older
 (by its own timestamp) than the attribute's last change does not overwrite it; a
-write that changes nothing records nothing.
+write that changes nothing records nothing. Whatever changed queues one
+``segments.recheck`` job (names per profile), whichever way the change came in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from lifecycle import jobs
 from lifecycle.clock import stamp
 from lifecycle.profiles import repository
 
@@ -89,4 +91,14 @@ def apply_traits(
                 }
             )
     repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
+    if changes:
+        # After commit, segments that read these attributes are re-checked for these people.
+        names: dict[int, set[str]] = {}
+        for change in changes:
+            names.setdefault(change["profile_id"], set()).add(change["name"])
+        jobs.enqueue(
+            session,
+            "segments.recheck",
+            changes=[[pid, sorted(found)] for pid, found in sorted(names.items())],
+        )
     return Applied(warnings, changed)

@@ -31,6 +31,7 @@ QUEUES = {
     "delivery.send": "delivery",
     "journeys.resume": "journeys",
     "imports.run": "imports",
+    "segments.recheck": "events",
 }
 
 
@@ -103,7 +104,11 @@ def bind(runtime: Runtime, broker: dramatiq.Broker | None = None) -> Bound:
     def run_import(import_id: int) -> None:
         tasks.run_import(runtime, import_id)
 
+    def recheck(changes: list[list[Any]]) -> None:
+        tasks.recheck_profiles(runtime, changes)
+
     functions: dict[str, Callable[..., None]] = {
+        "segments.recheck": recheck,
         "imports.run": run_import,
         "events.evaluate": evaluate,
         "delivery.send": send,

@@ -10,24 +10,32 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from lifecycle import migrate
 from lifecycle.campaigns import service as campaigns
-from lifecycle.campaigns.loader import Problem, load_directory
+from lifecycle.campaigns.loader import Problem, load_project
 from lifecycle.runtime import Runtime
 from lifecycle.workers import tasks
 from lifecycle.workers.broker import Bound, bind
 
 
 def prepare(runtime: Runtime, *, migrate_schema: bool = True) -> tuple[list[str], list[Problem]]:
-    """Migrate, then validate and publish the campaigns directory. Nothing is published
-    when any file has a problem."""
+    """Migrate, then validate and publish the campaigns directory and its segments.
+    Nothing is published when any file has a problem."""
     if migrate_schema:
         migrate.upgrade(runtime.engine)
-    loaded, problems = load_directory(runtime.settings.campaigns_dir, runtime.templates)
+    loaded, segment_files, problems = load_project(
+        runtime.settings.campaigns_dir, runtime.templates
+    )
     if problems:
         return [], problems
     from lifecycle import clock
 
     with runtime.session() as session:
-        return campaigns.publish(session, loaded, now=clock.now()), []
+        return campaigns.publish_project(
+            session,
+            loaded,
+            segment_files,
+            now=clock.now(),
+            zone=runtime.settings.workspace_timezone,
+        ), []
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:

@@ -7,6 +7,7 @@ or retried queue message changes nothing.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from lifecycle import clock, jobs
 from lifecycle.campaigns import service as campaigns
@@ -14,6 +15,7 @@ from lifecycle.delivery import service as delivery
 from lifecycle.errors import LifecycleError
 from lifecycle.events import service as events
 from lifecycle.runtime import Runtime
+from lifecycle.segments import service as segments
 
 
 def evaluate_events(runtime: Runtime, event_ids: list[int]) -> int:
@@ -24,6 +26,19 @@ def evaluate_events(runtime: Runtime, event_ids: list[int]) -> int:
             now=clock.now(),
             max_age=runtime.max_age,
             settle_window=runtime.settle_window,
+            zone=runtime.settings.workspace_timezone,
+        )
+
+
+def recheck_profiles(runtime: Runtime, changes: list[list[Any]]) -> int:
+    """Attributes changed: ``[[profile id, [names]], ...]`` (no names: every segment)."""
+    with runtime.session() as session:
+        return campaigns.profiles_changed(
+            session,
+            [(int(profile_id), list(names)) for profile_id, names in changes],
+            now=clock.now(),
+            settle_window=runtime.settle_window,
+            zone=runtime.settings.workspace_timezone,
         )
 
 
@@ -46,7 +61,13 @@ def send_message(runtime: Runtime, message_id: int) -> str | None:
 
 def resume_journey(runtime: Runtime, journey_id: int) -> None:
     with runtime.session() as session:
-        campaigns.resume(session, journey_id, now=clock.now(), settle_window=runtime.settle_window)
+        campaigns.resume(
+            session,
+            journey_id,
+            now=clock.now(),
+            settle_window=runtime.settle_window,
+            zone=runtime.settings.workspace_timezone,
+        )
 
 
 def next_due(runtime: Runtime) -> datetime | None:
@@ -55,13 +76,15 @@ def next_due(runtime: Runtime) -> datetime | None:
         candidates = [
             campaigns.next_wake(session),
             delivery.next_retry(session),
+            segments.next_refresh(session, now=clock.now(), every=runtime.segment_refresh),
         ]
     found = [t for t in candidates if t is not None]
     return min(found) if found else None
 
 
 def tick(runtime: Runtime) -> dict[str, int]:
-    """One scheduler pass: wake due journeys, re-queue due retries and lost work."""
+    """One scheduler pass: wake due journeys, recompute time-based segments that are due,
+    re-queue due retries and lost work."""
     now = clock.now()
     woken = 0
     while True:
@@ -71,10 +94,19 @@ def tick(runtime: Runtime) -> dict[str, int]:
                 now=now,
                 settle_window=runtime.settle_window,
                 limit=runtime.settings.tick_batch_size,
+                zone=runtime.settings.workspace_timezone,
             )
         woken += batch
         if batch < runtime.settings.tick_batch_size:
             break
+    with runtime.session() as session:
+        segment_starts = campaigns.refresh_segments(
+            session,
+            now=now,
+            settle_window=runtime.settle_window,
+            zone=runtime.settings.workspace_timezone,
+            every=runtime.segment_refresh,
+        )
     with runtime.session() as session:
         retries = delivery.due_retries(session, now=now)
         for message_id in retries:
@@ -92,6 +124,7 @@ def tick(runtime: Runtime) -> dict[str, int]:
         "retries": len(retries),
         "uncertain": len(uncertain),
         "swept": len(lost),
+        "segment_starts": segment_starts,
     }
 
 

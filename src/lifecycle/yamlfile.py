@@ -1,0 +1,65 @@
+"""YAML files read with the line of every key, so each mistake is reported as ``file:line``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Lines = dict[tuple[Any, ...], int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.text}"
+
+
+def to_data(node: yaml.Node, path: tuple[Any, ...], lines: Lines) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
+            out[key] = to_data(value_node, (*path, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [to_data(item, (*path, i), lines) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def line_for(loc: tuple[Any, ...], lines: Lines) -> int:
+    """The line of a location (YAML keys and indexes); unknown keys point at the key itself."""
+    key_line = lines.get((*loc, "__key__"))
+    if key_line:
+        return key_line
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return 1
+
+
+def read(path: Path) -> tuple[Any, Lines, list[Problem]]:
+    """The file's data and the line of each location, or the problems that stop reading it."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return None, {}, [Problem(name, 1, f"cannot read: {err}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        return None, {}, [Problem(name, line, f"YAML: {getattr(err, 'problem', err)}")]
+    if node is None:
+        return None, {}, [Problem(name, 1, "the file is empty")]
+    lines: Lines = {}
+    return to_data(node, (), lines), lines, []
