@@ -502,7 +502,7 @@ def profiles_changed(
             now=now,
             zone=zone,
             cause=f"attribute {', '.join(sorted(names))} changed"[:255],
-            attributes=set(names),
+            attributes=set(names) or None,
         )
         started += apply_transitions(
             session, transitions, now=now, settle_window=settle_window, zone=zone

@@ -280,9 +280,17 @@ def _midnight_passed(since: datetime, now: datetime, zone: str) -> bool:
     return evaluate.local_date(since, where) != evaluate.local_date(now, where)
 
 
-def refresh(session: Session, *, now: datetime, zone: str, every: timedelta) -> list[Transition]:
+def refresh(
+    session: Session,
+    *,
+    now: datetime,
+    zone: str,
+    every: timedelta,
+    full_every: timedelta = timedelta(hours=24),
+) -> list[Transition]:
     """The scheduler's pass: time-based segments last computed ``every`` ago, or before the
-    workspace's local midnight, are recomputed; what changed is caused by time alone."""
+    workspace's local midnight, are recomputed; what changed is caused by time alone.
+    Every other segment is recomputed ``full_every``: a safety net for a lost re-check."""
     transitions: list[Transition] = []
     found = catalog(session)
     computed = dict(
@@ -293,6 +301,10 @@ def refresh(session: Session, *, now: datetime, zone: str, every: timedelta) -> 
     for entry in found.entries.values():
         last = computed.get(entry.id)
         if last is not None and not entry.time_based:
+            if now - last >= full_every:
+                transitions += recompute(
+                    session, entry, now=now, zone=zone, cause="daily recompute"
+                )
             continue
         if last is None or now - last >= every or _midnight_passed(last, now, zone):
             transitions += recompute(
@@ -301,13 +313,29 @@ def refresh(session: Session, *, now: datetime, zone: str, every: timedelta) -> 
     return transitions
 
 
-def next_refresh(session: Session, *, now: datetime, every: timedelta) -> datetime | None:
-    """When the scheduler should next recompute something (the earliest due time-based segment)."""
-    timed = [e.id for e in catalog(session).entries.values() if e.time_based]
-    if not timed:
+def next_refresh(
+    session: Session,
+    *,
+    now: datetime,
+    every: timedelta,
+    full_every: timedelta = timedelta(hours=24),
+) -> datetime | None:
+    """When the scheduler should next recompute something."""
+    entries = list(catalog(session).entries.values())
+    if not entries:
         return None
-    oldest = session.scalar(select(func.min(Segment.computed_at)).where(Segment.id.in_(timed)))
-    return now if oldest is None else oldest + every
+    computed = dict(
+        session.execute(
+            select(Segment.id, Segment.computed_at).where(Segment.id.in_([e.id for e in entries]))
+        ).all()
+    )
+    due = []
+    for entry in entries:
+        last = computed.get(entry.id)
+        if last is None:
+            return now
+        due.append(last + (every if entry.time_based else full_every))
+    return min(due)
 
 
 # ------------------------------------------------------------ one profile
