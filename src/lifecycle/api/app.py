@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lifecycle import __version__
-from lifecycle.api import duplicates, errors, imports, ingest, links, read
+from lifecycle.api import duplicates, errors, imports, ingest, links, read, segments
 from lifecycle.runtime import Runtime
 
 
@@ -18,6 +18,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(links.router)
     app.include_router(duplicates.router)
     app.include_router(imports.router)
+    app.include_router(segments.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
