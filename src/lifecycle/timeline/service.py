@@ -1,4 +1,5 @@
-"""One ordered story per profile: events, attribute changes, journeys, messages, merges.
+"""One ordered story per profile: events, attribute changes, segment entries and exits,
+journeys, messages, merges.
 
 Newest first. The order is total and stable across reads and pages: (time, kind
 rank, row id), all descending, and pages continue from an opaque cursor holding
@@ -22,6 +23,7 @@ from lifecycle.delivery.models import Message, MessageEvent
 from lifecycle.errors import Invalid
 from lifecycle.events.models import Event
 from lifecycle.profiles.models import AttributeChange, Merge
+from lifecycle.segments.models import Segment, SegmentMembership
 
 # Higher rank sorts first among items at the same instant (a message after its journey entry).
 RANKS = {
@@ -29,9 +31,11 @@ RANKS = {
     "merge": 1,
     "attribute_change": 2,
     "event": 3,
-    "journey_entered": 4,
-    "message": 5,
-    "journey_left": 6,
+    "segment_exited": 4,  # after what moved the profile, before the journeys it starts
+    "segment_entered": 5,
+    "journey_entered": 6,
+    "message": 7,
+    "journey_left": 8,
 }
 
 
@@ -57,6 +61,19 @@ def _sources(profile_id: int) -> list[Any]:
             AttributeChange.id,
             AttributeChange.changed_at,
             AttributeChange.profile_id == profile_id,
+        ),
+        part(
+            "segment_entered",
+            SegmentMembership.id,
+            SegmentMembership.entered_at,
+            SegmentMembership.profile_id == profile_id,
+        ),
+        part(
+            "segment_exited",
+            SegmentMembership.id,
+            SegmentMembership.exited_at,
+            SegmentMembership.profile_id == profile_id,
+            SegmentMembership.exited_at.is_not(None),
         ),
         part("journey_entered", Journey.id, Journey.entered_at, Journey.profile_id == profile_id),
         part(
@@ -154,6 +171,19 @@ def _describe(session: Session, kind: str, row_id: int) -> dict[str, Any]:
             "old": c.old_value,
             "new": c.new_value,
             "source": c.source,
+        }
+    if kind in ("segment_entered", "segment_exited"):
+        s = session.get(SegmentMembership, row_id)
+        assert s is not None
+        segment = session.get(Segment, s.segment_id)
+        entered = kind == "segment_entered"
+        return {
+            "kind": kind,
+            "id": s.id,
+            "at": s.entered_at if entered else s.exited_at,
+            "segment": segment.name if segment else None,
+            "cause": s.entered_cause if entered else s.exited_cause,
+            "entered_at": s.entered_at,
         }
     if kind in ("journey_entered", "journey_left"):
         j = session.get(Journey, row_id)
