@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from lifecycle.cli.duplicates import app as duplicates_app
+from lifecycle.cli.segments import app as segments_app
 from lifecycle.config import Settings, get_settings
 
 app = typer.Typer(help="lifecycle: behaviour in, the right message out.", no_args_is_help=True)
@@ -19,6 +20,9 @@ app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(
     duplicates_app, name="duplicates", help="Possible duplicates: scan, review, accept, dismiss."
+)
+app.add_typer(
+    segments_app, name="segments", help="Segments: list, preview, members, recompute, validate."
 )
 # Piped output (CI logs, files) gets wide tables instead of rich's 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
