@@ -304,3 +304,45 @@ def test_openapi_lists_the_segment_routes(client):
     assert paths["/v1/segments"]["get"]["summary"]
     assert paths["/v1/segments/preview"]["post"]["summary"]
     assert paths["/v1/profiles/{ref}/segments"]["get"]["summary"]
+
+
+def test_preview_json_values_are_json_and_lines_survive_tabs(client, people):
+    # YAML would read 1.8e1 as text; JSON reads it as 18.
+    text = '{"name": "n", "where": {"attribute": "age", "op": "gte", "value": 1.8e1}}'
+    response = _preview(client, text, "application/json")
+    assert response.status_code == 200, response.text
+    assert response.json()["segments"][0]["size"] == 2
+    tabbed = '{\n\t"name": "n",\n\t"where": {"attribute": "age", "op": "big", "value": 1}\n}'
+    response = _preview(client, tabbed, "application/json")
+    assert response.status_code == 422
+    assert "op" in response.json()["error"]
+    lined = '{\n  "name": "n",\n  "where": {\n    "attribute": "age",\n    "op": "big"\n  }\n}'
+    response = _preview(client, lined, "application/json")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["line"] == 5
+
+
+def test_list_and_preview_on_sqlite(sqlite_runtime, tmp_path):
+    from lifecycle.events.service import ingest
+
+    clock.set_now(at(T0))
+    with sqlite_runtime.session() as session:
+        ingest(
+            session,
+            [
+                {"type": "identify", "userId": f"s-{age}", "messageId": f"s-{age}", "traits": t}
+                for age, t in ((1, {"age": 40}), (2, {"age": "x"}))
+            ],
+            now=clock.now(),
+            options=sqlite_runtime.ingest_options,
+        )
+    _deploy(sqlite_runtime, tmp_path, adults=ADULTS)
+    client = TestClient(create_app(sqlite_runtime))
+    found = _get(client, "/v1/segments").json()["segments"]
+    assert [(s["name"], s["size"]) for s in found] == [("adults", 1)]
+    response = _preview(client, "name: kids\nwhere: {attribute: age, op: lt, value: 18}\n")
+    assert response.status_code == 200, response.text
+    (kids,) = response.json()["segments"]
+    assert kids["size"] == 0 and kids["not_comparable"] == {"age": 1}
+    with sqlite_runtime.session() as session:
+        assert session.scalar(select(func.count()).select_from(Segment)) == 1

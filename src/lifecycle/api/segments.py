@@ -117,6 +117,26 @@ def parse_text(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], lis
     return _definitions(found, file)
 
 
+def parse_json(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], list[Problem]]:
+    """One definition (an object) or several (an array) as JSON. JSON decides the values
+    (YAML would read ``1e3`` as text); YAML, when it reads the same data, gives the lines."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return [], [Problem(file, err.lineno, f"JSON: {err.msg}")]
+    lines: Lines = {}
+    shown: Lines = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and to_data(node, (), shown) == data:
+            lines = shown
+    except yaml.YAMLError:
+        pass  # valid JSON that YAML cannot read (tabs): problems point at line 1
+    if isinstance(data, list):
+        return _definitions([(item, lines, (i,)) for i, item in enumerate(data)], file)
+    return _definitions([(data, lines, ())], file)
+
+
 def _definitions(
     found: list[tuple[Any, Lines, tuple[Any, ...]]], file: str
 ) -> tuple[list[LoadedSegment], list[Problem]]:
@@ -193,11 +213,9 @@ async def preview_segments(
     except UnicodeDecodeError:
         raise Invalid("the body is not UTF-8 text", field=BODY) from None
     if "json" in request.headers.get("content-type", ""):
-        try:
-            json.loads(text)  # JSON's own mistakes, with their line; then read as YAML for lines
-        except json.JSONDecodeError as err:
-            return _problems_response([Problem(BODY, err.lineno, f"JSON: {err.msg}")])
-    loaded, problems = parse_text(text)
+        loaded, problems = parse_json(text)
+    else:
+        loaded, problems = parse_text(text)
     if problems:
         return _problems_response(problems)
     # Its own unit of work, rolled back: a preview leaves nothing behind, whatever it ran.
