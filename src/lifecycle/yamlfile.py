@@ -27,6 +27,9 @@ def to_data(node: yaml.Node, path: tuple[Any, ...], lines: Lines) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
+            if isinstance(key, bool):
+                # YAML 1.1 reads the keys on/off/yes/no as true/false; ours are names.
+                key = key_node.value
             lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
             out[key] = to_data(value_node, (*path, key), lines)
         return out

@@ -487,21 +487,23 @@ def apply_transitions(
 
 def profiles_changed(
     session: Session,
-    changes: list[tuple[int, list[str]]],
+    changes: list[tuple[int, list[str], str | None]],
     *,
     now: datetime,
     settle_window: timedelta,
     zone: str = "UTC",
 ) -> int:
-    """Attributes changed for these profiles: re-check the segments that read them."""
+    """Attributes changed for these profiles: re-check the segments that read them (no
+    names: every segment, for a new or merged profile, with ``reason`` as the cause)."""
     started = 0
-    for profile_id, names in sorted(changes):
+    for profile_id, names, reason in sorted(changes, key=lambda c: c[0]):
+        cause = reason or f"attribute {', '.join(sorted(names))} changed"
         transitions = segments.recheck(
             session,
             profile_id,
             now=now,
             zone=zone,
-            cause=f"attribute {', '.join(sorted(names))} changed"[:255],
+            cause=cause[:255],
             attributes=set(names) or None,
         )
         started += apply_transitions(

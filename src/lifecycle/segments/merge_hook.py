@@ -35,7 +35,9 @@ def fold_memberships(
             closed.append(row.id)
     session.flush()
     # The survivor now holds both records: every segment is re-checked for it after commit.
-    jobs.enqueue(session, "segments.recheck", changes=[[survivor_id, []]])
+    jobs.enqueue(
+        session, "segments.recheck", changes=[[survivor_id, [], f"merged with profile {merged_id}"]]
+    )
     return {"memberships_closed": closed, "profiles": [survivor_id, merged_id]}
 
 
@@ -58,4 +60,6 @@ def unfold_memberships(session: Session, saved: dict[str, Any], now: datetime) -
     session.flush()
     profiles = saved.get("profiles", [])
     if profiles:
-        jobs.enqueue(session, "segments.recheck", changes=[[p, []] for p in profiles])
+        jobs.enqueue(
+            session, "segments.recheck", changes=[[p, [], "merge undone"] for p in profiles]
+        )

@@ -31,11 +31,11 @@ def evaluate_events(runtime: Runtime, event_ids: list[int]) -> int:
 
 
 def recheck_profiles(runtime: Runtime, changes: list[list[Any]]) -> int:
-    """Attributes changed: ``[[profile id, [names]], ...]`` (no names: every segment)."""
+    """Attributes changed: ``[[profile id, [names], cause?], ...]`` (no names: every segment)."""
     with runtime.session() as session:
         return campaigns.profiles_changed(
             session,
-            [(int(profile_id), list(names)) for profile_id, names in changes],
+            [(int(c[0]), list(c[1]), c[2] if len(c) > 2 else None) for c in changes],
             now=clock.now(),
             settle_window=runtime.settle_window,
             zone=runtime.settings.workspace_timezone,
