@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,10 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="session")
-def pg_url(worker_id: str) -> Iterator[str]:
-    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}_{worker_id}"
+@contextmanager
+def scratch_database(tag: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database for as long as the block runs."""
+    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}_{tag}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -65,10 +67,18 @@ def pg_url(worker_id: str) -> Iterator[str]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id: str) -> Iterator[str]:
+    with scratch_database(worker_id) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Imports every domain's models: one registry for Alembic and tests."""
 
-from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, JourneyLog
+from lifecycle.campaigns.models import Broadcast, Campaign, CampaignVersion, Journey, JourneyLog
 from lifecycle.db import Base
 from lifecycle.delivery.models import Message, MessageEvent
 from lifecycle.events.models import Event
@@ -17,6 +17,7 @@ from lifecycle.segments.models import Segment, SegmentMembership
 __all__ = [
     "AttributeChange",
     "Base",
+    "Broadcast",
     "Campaign",
     "CampaignVersion",
     "DuplicateCandidate",

@@ -1,7 +1,7 @@
 """The real Segment Python SDK against a running server (uvicorn in a thread).
 
-The server's runtime is on the committed database (another thread serves requests), so
-every id here is unique and nothing is cleaned up (the database goes at the end of the run).
+The server's runtime commits (another thread serves requests), so it has a database of
+its own: committed profiles would otherwise show up in other tests' scans.
 Evaluation jobs run inline so no committed event is left for another test's sweep.
 """
 
@@ -23,6 +23,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from lifecycle.api.app import create_app
+from lifecycle.db import make_engine
 from lifecycle.delivery.providers.outbox import RecordingProvider
 from lifecycle.events.models import Event
 from lifecycle.profiles.models import Identity, Profile
@@ -40,12 +41,19 @@ class Live:
     url: str
 
 
+@pytest.fixture(scope="module")
+def own_pg_url() -> Iterator[str]:
+    with conftest.scratch_database("sdk") as url:
+        yield url
+
+
 @pytest.fixture
-def live(pg_url, pg_engine) -> Iterator[Live]:
+def live(own_pg_url) -> Iterator[Live]:
     recorder = RecordingProvider()
+    engine = make_engine(own_pg_url)
     rt = build_runtime(
-        conftest.settings_for(pg_url),
-        engine=pg_engine,
+        conftest.settings_for(own_pg_url),
+        engine=engine,
         providers={"email": recorder, "sms": recorder, "push": recorder},
     )
 
@@ -77,6 +85,7 @@ def live(pg_url, pg_engine) -> Iterator[Live]:
         sock.close()
         sa_event.remove(rt.sessions, "before_commit", slow_commit)
         runner.drain()  # evaluate what was stored, so no committed event waits for a sweep
+        engine.dispose()
 
 
 def _events(rt: Runtime, user_id: str) -> list[Event]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from lifecycle import clock
 from lifecycle.campaigns.loader import load_project
-from lifecycle.campaigns.models import Journey
+from lifecycle.campaigns.models import Broadcast, Journey
 from lifecycle.delivery.models import Message
 from lifecycle.profiles.service import find_profile
 from lifecycle.rendering.templates import Templates
@@ -138,9 +138,62 @@ def test_a_branch_reads_membership_at_that_moment(runtime, inline, recorder, tmp
 def test_a_campaign_naming_an_unknown_segment_is_refused(runtime, tmp_path):
     _write(tmp_path)
     (tmp_path / "campaigns" / "segments" / "vip.yaml").unlink()
-    _, _, problems = load_project(
-        tmp_path / "campaigns", Templates(tmp_path / "templates")
-    )
+    _, _, problems = load_project(tmp_path / "campaigns", Templates(tmp_path / "templates"))
     texts = sorted(str(p) for p in problems)
     assert any("welcome_vip.yaml" in t and "no segment named 'vip'" in t for t in texts), texts
     assert any("bye_vip.yaml" in t for t in texts), texts
+
+
+BROADCAST = """
+name: xmas
+trigger: {broadcast: vip, at: "2026-12-24T09:00:00+01:00"}
+steps:
+  - {id: first, send: {channel: email, template: hello}}
+  - {id: later, wait: 2d}
+  - {id: second, send: {channel: email, template: bye}}
+"""
+
+
+def test_a_broadcast_goes_to_members_at_send_time_rechecked_per_person(
+    runtime, inline, recorder, tmp_path
+):
+    _write(tmp_path)
+    (tmp_path / "campaigns" / "xmas.yaml").write_text(BROADCAST)
+    runtime.templates = Templates(tmp_path / "templates")
+    runtime.settings.tick_batch_size = 2  # several batches: the cursor carries on
+    harness = Case(runtime, inline, recorder)
+    clock.set_now(at("2026-12-20T09:00:00Z"))
+    harness.publish(tmp_path)
+    for n in range(5):
+        _identify(harness, f"u-{n}", "2026-12-20T09:00:00Z", vip=n != 4)
+    _identify(harness, "u-late", "2026-12-23T09:00:00Z", vip=True)  # joins before send time
+    _identify(harness, "u-0", "2026-12-23T10:00:00Z", vip=False)  # leaves before send time
+    before = {u: len(_sent(harness, u)) for u in ("u-1", "u-2", "u-3", "u-late")}
+
+    inline.tick("2026-12-24T07:59:00Z")  # not yet
+    assert all(len(_sent(harness, u)) == before[u] for u in before)
+
+    inline.tick("2026-12-24T08:00:00Z")
+    for user in ("u-1", "u-2", "u-3", "u-late"):
+        assert _sent(harness, user).count("hello") == 2, user  # welcome_vip and xmas
+    assert "hello" not in _sent(harness, "u-4")
+    assert _sent(harness, "u-0").count("hello") == 1  # welcome_vip only
+
+    _identify(harness, "u-2", "2026-12-25T09:00:00Z", vip=False)  # leaves between sends
+    inline.tick("2026-12-27T09:00:00Z")
+    with runtime.session() as session:
+        xmas = {find_profile(session, f"id:{u}").id: u for u in ("u-1", "u-2", "u-3", "u-late")}
+        journeys = session.scalars(
+            select(Journey).where(Journey.entered_via == "broadcast", Journey.profile_id.in_(xmas))
+        ).all()
+        outcome = {xmas[j.profile_id]: (j.status, j.exit_reason) for j in journeys}
+        (row,) = session.scalars(select(Broadcast)).all()
+    assert outcome["u-2"] == ("exited", "left_segment")
+    assert outcome["u-1"] == ("completed", None)
+    assert (row.audience, row.started, row.finished_at is not None) == (4, 4, True)
+
+    # Publishing an edited file (a new version) with the same time sends nothing again.
+    (tmp_path / "campaigns" / "xmas.yaml").write_text(BROADCAST + "description: edited\n")
+    harness.publish(tmp_path)
+    inline.tick("2026-12-28T09:00:00Z")
+    assert _sent(harness, "u-1").count("hello") == 2

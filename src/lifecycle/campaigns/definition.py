@@ -9,6 +9,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -100,21 +101,27 @@ class EventFilter(Strict):
 
 
 class Trigger(EventFilter):
-    """What starts a journey: an event (``event``, ``where``), or entering or leaving a
-    segment because of new data or time passing (``segment``, ``on: entered|exited``)."""
+    """What starts a journey: an event (``event``, ``where``); entering or leaving a
+    segment because of new data or time passing (``segment``, ``on: entered|exited``);
+    or a broadcast to a segment's members at a set time (``broadcast``, ``at``)."""
 
     event: str | None = Field(default=None, min_length=1)  # type: ignore[assignment]
     segment: str | None = Field(default=None, min_length=1)
     on: Literal["entered", "exited"] | None = None
+    broadcast: str | None = Field(default=None, min_length=1)
+    at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
-        if (self.event is None) == (self.segment is None):
-            raise ValueError("a trigger names one event or one segment")
-        if self.segment is not None and self.where:
-            raise ValueError("where filters an event trigger; a segment trigger has none")
-        if self.event is not None and self.on is not None:
+        kinds = [k for k in ("event", "segment", "broadcast") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a trigger names one event, one segment or one broadcast")
+        if self.event is None and self.where:
+            raise ValueError("where filters an event trigger")
+        if self.segment is None and self.on is not None:
             raise ValueError("on (entered or exited) goes with a segment trigger")
+        if (self.broadcast is None) != (self.at is None):
+            raise ValueError("a broadcast needs at: the time to send, with its offset")
         return self
 
 
@@ -258,7 +265,7 @@ class CampaignDef(Strict):
 
     def segments(self) -> set[str]:
         """Segment names this campaign uses (trigger and conditions)."""
-        names = {self.trigger.segment} if self.trigger.segment else set()
+        names = {n for n in (self.trigger.segment, self.trigger.broadcast) if n}
         for step in self.steps:
             for condition in (step.condition, step.branch.condition if step.branch else None):
                 if condition is not None and condition.segment:

@@ -94,3 +94,27 @@ class JourneyLog(Base):
     kind: Mapped[str] = mapped_column(String(32))
     step_id: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Broadcast(Base):
+    """One send of a broadcast campaign version to a segment: started once, resumable.
+
+    ``cursor`` is the last profile id given a journey, so a pass that stopped part way
+    (crash, deploy) goes on from there and nobody is started twice.
+    """
+
+    __tablename__ = "broadcasts"
+    # Keyed by the time: editing a sent broadcast's file (a new version) sends nothing again.
+    __table_args__ = (UniqueConstraint("campaign_id", "scheduled_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(BigId, ForeignKey("campaigns.id"))
+    version_id: Mapped[int] = mapped_column(BigId, ForeignKey("campaign_versions.id"))
+    segment: Mapped[str] = mapped_column(String(255))
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cursor: Mapped[int] = mapped_column(BigId, default=0)
+    audience: Mapped[int] = mapped_column(Integer, default=0)
+    started: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,7 +21,13 @@ from lifecycle.campaigns import engine
 from lifecycle.campaigns.definition import CampaignDef
 from lifecycle.campaigns.loader import LoadedCampaign
 from lifecycle.campaigns.matching import properties_match
-from lifecycle.campaigns.models import Campaign, CampaignVersion, Journey, JourneyLog
+from lifecycle.campaigns.models import (
+    Broadcast,
+    Campaign,
+    CampaignVersion,
+    Journey,
+    JourneyLog,
+)
 from lifecycle.db import is_postgres
 from lifecycle.delivery.models import Message
 from lifecycle.delivery.service import create_message, is_final
@@ -240,6 +246,26 @@ def run_journey(
         settle_window=settle_window,
     )
     for action in actions:
+        if (
+            isinstance(action, engine.Send)
+            and journey.entered_via == "broadcast"
+            and definition.trigger.broadcast
+            and not segments.is_member(
+                session, definition.trigger.broadcast, journey.profile_id, now=now, zone=zone
+            )
+        ):
+            # Re-checked per person just before the send: who left since is not messaged.
+            state.status, state.exit_reason = "exited", "left_segment"
+            state.waiting_on, state.wake_at = None, None
+            _log(
+                session,
+                journey,
+                "exited",
+                action.step_id,
+                f"left_segment: no longer in {definition.trigger.broadcast} at send time",
+                now,
+            )
+            break
         if isinstance(action, engine.Send):
             trigger = (
                 session.get(Event, journey.trigger_event_id) if journey.trigger_event_id else None
@@ -518,6 +544,104 @@ def refresh_segments(
     """The scheduler's segment pass; campaigns start for whoever time moved in or out."""
     transitions = segments.refresh(session, now=now, zone=zone, every=every)
     return apply_transitions(session, transitions, now=now, settle_window=settle_window, zone=zone)
+
+
+def run_broadcasts(
+    session: Session,
+    *,
+    now: datetime,
+    settle_window: timedelta,
+    zone: str = "UTC",
+    batch: int = 500,
+) -> int:
+    """Start the next ``batch`` journeys of every broadcast that is due; 0 when none is left.
+
+    The audience is the segment's members at send time (the compiled query, in profile
+    id order from the broadcast's cursor), and each send re-checks the person. A
+    broadcast published after its time has passed is not sent.
+    """
+    started = 0
+    for item in live_campaigns(session):
+        trigger = item.definition.trigger
+        if trigger.broadcast is None or trigger.at is None or trigger.at > now:
+            continue
+        row = session.scalar(
+            _lock(
+                select(Broadcast).where(
+                    Broadcast.campaign_id == item.campaign_id,
+                    Broadcast.scheduled_at == trigger.at,
+                ),
+                session,
+                skip_locked=True,
+            )
+        )
+        if row is None:
+            published = session.scalar(
+                select(CampaignVersion.created_at).where(CampaignVersion.id == item.version_id)
+            )
+            row = Broadcast(
+                campaign_id=item.campaign_id,
+                version_id=item.version_id,
+                segment=trigger.broadcast,
+                scheduled_at=trigger.at,
+                started_at=now,
+                cursor=0,
+                audience=0,
+                started=0,
+                skipped=0,
+            )
+            if published is not None and published > trigger.at:
+                row.finished_at = now  # its time had passed when it was published
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:
+                continue  # another scheduler took it
+        if row.finished_at is not None:
+            continue
+        entry = segments.catalog(session).get(trigger.broadcast)
+        query = segments.members_query(session, entry, now=now, zone=zone)
+        ids = list(
+            session.scalars(query.where(Profile.id > row.cursor).order_by(Profile.id).limit(batch))
+        )
+        for profile_id in ids:
+            journey = start_journey(
+                session,
+                item,
+                profile_id,
+                now=now,
+                settle_window=settle_window,
+                entered_via="broadcast",
+                zone=zone,
+            )
+            row.started += journey is not None
+            row.skipped += journey is None
+        row.audience += len(ids)
+        started += len(ids)
+        if ids:
+            row.cursor = ids[-1]
+        if len(ids) < batch:
+            row.finished_at = now
+        session.flush()
+    return started
+
+
+def next_broadcast(session: Session) -> datetime | None:
+    """The earliest time of a broadcast not yet finished."""
+    pending = []
+    for item in live_campaigns(session):
+        at = item.definition.trigger.at
+        if item.definition.trigger.broadcast is None or at is None:
+            continue
+        finished = session.scalar(
+            select(Broadcast.finished_at).where(
+                Broadcast.campaign_id == item.campaign_id, Broadcast.scheduled_at == at
+            )
+        )
+        if finished is None:
+            pending.append(at)
+    return min(pending) if pending else None
 
 
 def wake_due(

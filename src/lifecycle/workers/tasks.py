@@ -77,6 +77,7 @@ def next_due(runtime: Runtime) -> datetime | None:
             campaigns.next_wake(session),
             delivery.next_retry(session),
             segments.next_refresh(session, now=clock.now(), every=runtime.segment_refresh),
+            campaigns.next_broadcast(session),
         ]
     found = [t for t in candidates if t is not None]
     return min(found) if found else None
@@ -107,6 +108,19 @@ def tick(runtime: Runtime) -> dict[str, int]:
             zone=runtime.settings.workspace_timezone,
             every=runtime.segment_refresh,
         )
+    broadcast = 0
+    while True:  # one batch of journeys per transaction: a long broadcast resumes
+        with runtime.session() as session:
+            batch = campaigns.run_broadcasts(
+                session,
+                now=now,
+                settle_window=runtime.settle_window,
+                zone=runtime.settings.workspace_timezone,
+                batch=runtime.settings.tick_batch_size,
+            )
+        broadcast += batch
+        if batch == 0:
+            break
     with runtime.session() as session:
         retries = delivery.due_retries(session, now=now)
         for message_id in retries:
@@ -125,6 +139,7 @@ def tick(runtime: Runtime) -> dict[str, int]:
         "uncertain": len(uncertain),
         "swept": len(lost),
         "segment_starts": segment_starts,
+        "broadcast": broadcast,
     }
 
 
