@@ -135,7 +135,10 @@ def parse_test(op: str, value: Any, where: Path) -> Test:
             raise DefinitionError(where, "exists takes true or false")
         return Test("exists", present=value is not False)
     if op in ("equals", "not_equals"):
-        spec = _date_spec(value) if isinstance(value, str) else None
+        try:
+            spec = _date_spec(value) if isinstance(value, str) else None
+        except ValueError as err:
+            raise DefinitionError(where, str(err)) from None
         if spec is not None and spec.base in ("today", "now"):
             return Test(op, spec)
         return Test(op, _scalar(value, where))
@@ -418,7 +421,7 @@ def parse_segment(data: Any) -> SegmentDef:
         raise DefinitionError((), "a segment file is a mapping with name and where")
     _only(data, _SEGMENT_KEYS, ())
     name = data.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise DefinitionError(("name",), "a name of letters, digits, _ and - is required")
     description = data.get("description") or ""
     if not isinstance(description, str):

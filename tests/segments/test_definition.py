@@ -1,0 +1,123 @@
+"""Segment files: every mistake named with file and line; names and values are data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from lifecycle.profiles.models import Profile
+from lifecycle.segments.compile import Compiled, prepare
+from lifecycle.segments.definition import DefinitionError, is_time_based, parse_segment
+from lifecycle.segments.loader import load_directory
+
+
+def _problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    _, problems = load_directory(tmp_path)
+    return [str(p).replace(str(tmp_path) + "/", "") for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("where: {attribute: age, op: bigger, value: 3}\n", "a.yaml:1: where.op: unknown op 'bigger'"),
+        ("where:\n  all:\n    - {attribute: age, op: gte, value: n/a}\n",
+         "a.yaml:3: where.all.0.op: gte compares numbers or dates; 'n/a' is neither"),
+        ("where:\n  any:\n    - {event: X, within_last: 3 days}\n",
+         "a.yaml:3: where.any.0.within_last: '3 days' is not a duration"),
+        ("where:\n  not:\n    {event: X, count: -1}\n",
+         "a.yaml:3: where.not.count.equals: counts are whole numbers, 0 or more"),
+        ("where: {event: X, sum: total}\n", "a.yaml:1: where: sum needs one of gt, gte, lt, lte"),
+        ("where: {attribute: signup, op: equals, value: today - 3h}\n",
+         "a.yaml:1: where.op: 'today - 3h': 'today' moves by whole days"),
+        ("where: {attribute: x, op: in, value: []}\n", "a.yaml:1: where.op: in takes a non-empty list"),
+        ("where: {attribute: x, colour: red}\n", "a.yaml:1: where.colour: unknown key 'colour'"),
+        ("where: {attribute: x, event: y}\n", "a.yaml:1: where: a condition needs exactly one of"),
+        ("where: {consent: fax}\n", "a.yaml:1: where.consent: consent is one of email, sms, push"),
+        ("name: 'bad name'\nwhere: {attribute: x}\n", "a.yaml:1: name: a name of letters"),
+        ("wher: {attribute: x}\n", "a.yaml:1: wher: unknown key 'wher'"),
+        ("where: [unclosed\n", "a.yaml:2: YAML:"),
+        ("", "a.yaml:1: the file is empty"),
+    ],
+)  # fmt: skip
+def test_every_mistake_is_named_with_its_line(tmp_path, text, expected):
+    problems = _problems(tmp_path, {"a.yaml": text})
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_references_must_exist_and_never_loop(tmp_path):
+    problems = _problems(
+        tmp_path,
+        {
+            "a.yaml": "where: {segment: b}\n",
+            "b.yaml": "where: {not: {segment: a}}\n",
+            "c.yaml": "where: {segment: nowhere}\n",
+        },
+    )
+    assert "c.yaml:1: where: no segment named 'nowhere'" in problems
+    assert any(
+        p.startswith("a.yaml:1: where: segments refer in a loop: a -> b -> a") for p in problems
+    )
+
+
+def test_a_name_with_a_newline_is_refused():
+    with pytest.raises(DefinitionError, match="name"):
+        parse_segment({"name": "vip\n", "where": {"attribute": "x"}})
+
+
+def test_unquoted_yaml_dates_stay_dates_as_written(tmp_path):
+    (tmp_path / "a.yaml").write_text("where: {attribute: renewal, op: after, value: 2026-01-15}\n")
+    (loaded,), problems = load_directory(tmp_path)
+    assert not problems
+    assert loaded.definition.source["where"]["value"] == "2026-01-15"
+
+
+def test_what_depends_on_time():
+    def timed(where: dict) -> bool:
+        return is_time_based(parse_segment({"name": "s", "where": where}).where)
+
+    assert timed({"attribute": "d", "op": "before", "value": "now"})
+    assert timed({"attribute": "d", "op": "within_last", "value": "3d"})
+    assert timed({"event": "X", "within_last": "7d", "performed": False})
+    assert timed({"attribute": "birthday", "op": "anniversary"})
+    assert not timed({"attribute": "d", "op": "before", "value": "2026-01-01"})
+    assert not timed({"all": [{"attribute": "age", "op": "gte", "value": 18}, {"event": "X"}]})
+
+
+HOSTILE = "x'); DROP TABLE profiles;--"
+
+
+def test_hostile_names_and_values_are_data(db):
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    db.execute(
+        insert(Profile),
+        [
+            {"attributes": {HOSTILE: HOSTILE}, "attribute_times": {}, "created_at": now, "updated_at": now},
+            {"attributes": {HOSTILE: "other"}, "attribute_times": {}, "created_at": now, "updated_at": now},
+        ],
+    )  # fmt: skip
+    definition = parse_segment(
+        {
+            "name": "s",
+            "where": {
+                "all": [
+                    {"attribute": HOSTILE, "op": "equals", "value": HOSTILE},
+                    {"event": HOSTILE, "where": {HOSTILE: HOSTILE}, "performed": False},
+                ]
+            },
+        }
+    )
+    prepare(db)
+    query = Compiled(
+        definition.where,
+        dialect="postgresql",
+        now=now,
+        workspace_zone="UTC",
+        segment=lambda n: None,
+    ).members()
+    assert len(list(db.scalars(query))) == 1
+    assert db.scalar(select(func.count()).select_from(Profile)) >= 2
