@@ -43,7 +43,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    true,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -285,8 +284,13 @@ class _Pg:
             return and_(amount >= literal(low, Numeric), amount <= literal(high, Numeric))
         return _cmp(test.op, amount, literal(test.value, Numeric))
 
-    def attribute(self, name: str, test: Test, zone: Callable[[], Expr]) -> Expr:
-        return self.test(test, _PgValue(Profile.attributes, name, zone))
+    def attribute(
+        self, name: str, test: Test, zone: Callable[[], Expr], *, bare: bool = False
+    ) -> Expr:
+        """``bare``: NULL where a value is missing, not false (for a top-level conjunct,
+        where the two mean the same and the planner estimates the bare test better)."""
+        value = _PgValue(Profile.attributes, name, zone)
+        return self._test(test, value) if bare else self.test(test, value)
 
     def zero(self) -> Expr:
         return literal(0, Numeric)
@@ -385,7 +389,9 @@ class _Sqlite:
         self.now = now.isoformat()
         self.ws = workspace_zone
 
-    def attribute(self, name: str, test: Test, zone: Callable[[], Expr]) -> Expr:
+    def attribute(
+        self, name: str, test: Test, zone: Callable[[], Expr], *, bare: bool = False
+    ) -> Expr:
         return func.lc_attr(Profile.attributes, name, _key(test), self.now, self.ws) == 1
 
     def property_test(self, name: str, test: Test) -> Expr:
@@ -426,10 +432,10 @@ class Compiled:
         self.segment = segment
         self._aggregates: dict[tuple[Any, ...], Any] = {}
         self._sums: dict[tuple[Any, ...], list[str]] = {}
+        self._inner: set[tuple[Any, ...]] = set()  # aggregates a member must have a row in
         self._zone: Expr | None = None
         self._collect(node)
-        self._build()
-        self.where = self._expr(node)
+        self.where = and_(*(self._top(n) for n in self._conjuncts(node)))
 
     def _zone_expr(self) -> Expr:
         if self._zone is None:
@@ -446,23 +452,80 @@ class Compiled:
                 if n.sum_of is not None and n.sum_of not in sums:
                     sums.append(n.sum_of)
 
-    def _build(self) -> None:
-        for index, (key, sums) in enumerate(self._sums.items()):
-            name, where, window = key
+    def _filters(self, key: tuple[Any, ...]) -> list[Expr]:
+        name, where, window = key
+        conditions = [Event.name == name]
+        conditions += [self.sql.property_test(p, t) for p, t in where]
+        if window is not None:
+            conditions += [Event.occurred_at >= self.now - window, Event.occurred_at <= self.now]
+        return conditions
+
+    def _aggregate(self, key: tuple[Any, ...]) -> Any:
+        """The event condition's ``GROUP BY profile_id`` subquery, built when first needed."""
+        if key not in self._aggregates:
+            sums = self._sums[key]
             columns = [Event.profile_id.label("profile_id"), func.count().label("n")]
             columns += [
                 self.sql.sum(self.sql.number_of(p)).label(f"s{i}") for i, p in enumerate(sums)
             ]
-            conditions = [Event.name == name]
-            conditions += [self.sql.property_test(p, t) for p, t in where]
-            if window is not None:
-                conditions += [
-                    Event.occurred_at >= self.now - window,
-                    Event.occurred_at <= self.now,
-                ]
             self._aggregates[key] = (
-                select(*columns).where(*conditions).group_by(Event.profile_id).subquery(f"e{index}")
+                select(*columns)
+                .where(*self._filters(key))
+                .group_by(Event.profile_id)
+                .subquery(f"e{len(self._aggregates)}")
             )
+        return self._aggregates[key]
+
+    def _conjuncts(self, node: Node) -> Any:
+        """The conditions every member meets: ``all`` at the root, through segment references."""
+        if isinstance(node, All):
+            for item in node.items:
+                yield from self._conjuncts(item)
+        elif isinstance(node, InSegment):
+            yield from self._conjuncts(self.segment(node.name))
+        else:
+            yield node
+
+    def _top(self, node: Node) -> Expr:
+        """One condition every member meets, written so the planner may join, not outer-join.
+
+        Only here, not under ``any``/``not``: "performed" becomes EXISTS and "did not"
+        NOT EXISTS (semi- and anti-joins, as one would write them by hand); a count or
+        sum that 0 fails compares the aggregate's column itself, so a profile without an
+        aggregate row is left out by an inner join, as ``coalesce(..., 0)`` would have
+        left it out; an attribute test is left bare (NULL rather than false for a missing
+        value: the same here, and the planner estimates it). Anything else reads as in
+        :meth:`_expr`.
+        """
+        if isinstance(node, Attribute):
+            return self.sql.attribute(node.name, node.test, self._zone_expr, bare=True)
+        if not isinstance(node, EventCondition):
+            return self._expr(node)
+        test = node.test
+        if node.measure == "count" and (test.op, test.value) in (("gte", 1), ("gt", 0)):
+            return (
+                select(Event.id)
+                .where(Event.profile_id == Profile.id, *self._filters(node.key))
+                .exists()
+            )
+        if node.measure == "count" and (test.op, test.value) in (
+            ("equals", 0),
+            ("lte", 0),
+            ("lt", 1),
+        ):
+            return (
+                ~select(Event.id)
+                .where(Event.profile_id == Profile.id, *self._filters(node.key))
+                .exists()
+            )
+        if evaluate.test_value(test, Decimal(0), self.now, ZoneInfo("UTC")):
+            return self._expr(node)
+        aggregate = self._aggregate(node.key)
+        self._inner.add(node.key)
+        if node.measure == "count":
+            return self.sql.measure_test(aggregate.c.n, test)
+        column = aggregate.c[f"s{self._sums[node.key].index(node.sum_of)}"]
+        return self.sql.measure_test(column, test)
 
     def _expr(self, node: Node) -> Expr:
         if isinstance(node, All):
@@ -476,7 +539,7 @@ class Compiled:
         if isinstance(node, Attribute):
             return self.sql.attribute(node.name, node.test, self._zone_expr)
         if isinstance(node, EventCondition):
-            aggregate = self._aggregates[node.key]
+            aggregate = self._aggregate(node.key)
             if node.measure == "count":
                 amount = func.coalesce(aggregate.c.n, 0)
             else:
@@ -487,12 +550,20 @@ class Compiled:
 
     def members(self) -> Select[tuple[int]]:
         source: Any = Profile.__table__
-        for aggregate in self._aggregates.values():
-            source = source.outerjoin(aggregate, aggregate.c.profile_id == Profile.id)
+        for key, aggregate in self._aggregates.items():
+            on = aggregate.c.profile_id == Profile.id
+            source = (
+                source.join(aggregate, on)
+                if key in self._inner
+                else source.outerjoin(aggregate, on)
+            )
+        # ``where`` is never NULL below its top-level conjuncts (every test is coalesced),
+        # and NULL in a top-level conjunct means "not a member"; left bare, its EXISTS
+        # clauses become semi- and anti-joins.
         return (
             select(Profile.id)
             .select_from(source)
-            .where(Profile.merged_into_id.is_(None), func.coalesce(self.where, false()) == true())
+            .where(Profile.merged_into_id.is_(None), self.where)
         )
 
 
