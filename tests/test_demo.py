@@ -14,6 +14,7 @@ from lifecycle.delivery.models import Message
 from lifecycle.events.models import Event
 from lifecycle.replay import rees46
 from lifecycle.runtime import build_runtime
+from lifecycle.segments.models import SegmentMembership
 from tests.conftest import ROOT, settings_for
 
 
@@ -24,6 +25,7 @@ def _counts(settings) -> dict[str, int]:
             "events": session.scalar(select(func.count()).select_from(Event)),
             "journeys": session.scalar(select(func.count()).select_from(Journey)),
             "messages": session.scalar(select(func.count()).select_from(Message)),
+            "memberships": session.scalar(select(func.count()).select_from(SegmentMembership)),
             "sent": session.scalar(
                 select(func.count()).select_from(Message).where(Message.status == "sent")
             ),
@@ -44,7 +46,7 @@ def test_demo_runs_end_to_end_and_a_second_run_changes_nothing(tmp_path: Path):
     assert run_demo(settings, events, batch_size=200, console=console) == 0
     first = _counts(settings)
     outbox_lines = (tmp_path / "outbox.jsonl").read_text().count("\n")
-    assert first["journeys"] > 0 and first["sent"] > 0
+    assert first["journeys"] > 0 and first["sent"] > 0 and first["memberships"] > 0
     assert outbox_lines == first["sent"]
 
     assert run_demo(settings, events, batch_size=200, console=console) == 0

@@ -25,8 +25,16 @@ def install(dispatcher: Dispatcher | None) -> None:
     _dispatcher = dispatcher
 
 
-def enqueue(session: Session, name: str, **kwargs: Any) -> None:
-    session.info.setdefault(_KEY, []).append((name, kwargs))
+def enqueue(session: Session, name: str, *, extend: str | None = None, **kwargs: Any) -> None:
+    """Record a job. With ``extend`` (a list argument), a job of the same name already
+    recorded in this unit of work gets the new items instead: one job per commit."""
+    buffered = session.info.setdefault(_KEY, [])
+    if extend is not None:
+        for queued_name, queued in buffered:
+            if queued_name == name and extend in queued:
+                queued[extend] = [*queued[extend], *kwargs[extend]]
+                return
+    buffered.append((name, kwargs))
 
 
 def pending(session: Session) -> list[tuple[str, dict[str, Any]]]:

@@ -420,19 +420,25 @@ def evaluate_events(
     for event in relevant:
         if event.name in segment_events:
             by_profile.setdefault(event.profile_id, []).append(event)
-    for profile_id, its_events in by_profile.items():
-        names = sorted({e.name for e in its_events if e.name})
-        transitions = segments.recheck(
-            session,
-            profile_id,
-            now=now,
-            zone=zone,
-            cause=f"event {', '.join(names)} (#{its_events[-1].id})",
-            events=set(names),
-        )
-        started += apply_transitions(
-            session, transitions, now=now, settle_window=settle_window, zone=zone
-        )
+    transitions = segments.recheck_many(
+        session,
+        [
+            segments.Change(
+                profile_id,
+                cause="event "
+                + ", ".join(sorted({e.name for e in its_events if e.name}))
+                + f" (#{its_events[-1].id})",
+                attributes=frozenset(),
+                events=frozenset(e.name for e in its_events if e.name),
+            )
+            for profile_id, its_events in by_profile.items()
+        ],
+        now=now,
+        zone=zone,
+    )
+    started += apply_transitions(
+        session, transitions, now=now, settle_window=settle_window, zone=zone
+    )
     for event in relevant:
         if event.name in watching:
             journeys = session.scalars(
@@ -521,21 +527,20 @@ def profiles_changed(
 ) -> int:
     """Attributes changed for these profiles: re-check the segments that read them (no
     names: every segment, for a new or merged profile, with ``reason`` as the cause)."""
-    started = 0
-    for profile_id, names, reason in sorted(changes, key=lambda c: c[0]):
-        cause = reason or f"attribute {', '.join(sorted(names))} changed"
-        transitions = segments.recheck(
-            session,
-            profile_id,
-            now=now,
-            zone=zone,
-            cause=cause[:255],
-            attributes=set(names) or None,
-        )
-        started += apply_transitions(
-            session, transitions, now=now, settle_window=settle_window, zone=zone
-        )
-    return started
+    transitions = segments.recheck_many(
+        session,
+        [
+            segments.Change(
+                profile_id,
+                cause=reason or f"attribute {', '.join(sorted(names))} changed",
+                attributes=frozenset(names) if names else None,
+            )
+            for profile_id, names, reason in changes
+        ],
+        now=now,
+        zone=zone,
+    )
+    return apply_transitions(session, transitions, now=now, settle_window=settle_window, zone=zone)
 
 
 def refresh_segments(

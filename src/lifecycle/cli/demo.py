@@ -18,6 +18,8 @@ from lifecycle.events.models import Event
 from lifecycle.profiles.models import Profile
 from lifecycle.replay import rees46
 from lifecycle.runtime import build_runtime
+from lifecycle.segments import service as segments
+from lifecycle.segments.models import Segment, SegmentMembership
 from lifecycle.timeline.service import timeline
 from lifecycle.workers.broker import bind
 from lifecycle.workers.processes import prepare
@@ -85,6 +87,22 @@ def run_demo(settings: Settings, events: Path | None, *, batch_size: int, consol
             select(Journey.profile_id).where(Journey.status == "converted").limit(1)
         )
         story = timeline(session, converted, limit=30) if converted else None
+        segment_rows = segments.summary(session)
+        movements = dict(
+            session.execute(
+                select(SegmentMembership.segment_id, func.count()).group_by(
+                    SegmentMembership.segment_id
+                )
+            ).all()
+        )
+        exits = dict(
+            session.execute(
+                select(SegmentMembership.segment_id, func.count())
+                .where(SegmentMembership.exited_at.is_not(None))
+                .group_by(SegmentMembership.segment_id)
+            ).all()
+        )
+        segment_ids = {row.name: row.id for row in session.scalars(select(Segment))}
 
     rate = report.calls / report.ingest_seconds if report.ingest_seconds else 0.0
     summary = Table(title="Replay", show_header=False)
@@ -134,6 +152,22 @@ def run_demo(settings: Settings, events: Path | None, *, batch_size: int, consol
         )
     console.print(table)
 
+    if segment_rows:
+        kept = Table(title="Segments (kept current as events arrived and time passed)")
+        for column in ("segment", "members now", "entries", "exits", "time-based", "description"):
+            kept.add_column(column)
+        for row in segment_rows:
+            sid = segment_ids.get(row["name"])
+            kept.add_row(
+                row["name"],
+                str(row["size"]),
+                str(movements.get(sid, 0)),
+                str(exits.get(sid, 0)),
+                "yes" if row["time_based"] else "no",
+                row["description"],
+            )
+        console.print(kept)
+
     if story is not None:
         console.print(f"\nTimeline of converted profile {converted} (newest first):")
         for item in story["items"]:
@@ -157,6 +191,9 @@ def _line(item: dict) -> str:
         return (
             f"{at}  left     {item['campaign']}: {item['status']} ({item['reason'] or 'finished'})"
         )
+    if kind in ("segment_entered", "segment_exited"):
+        verb = "joined  " if kind == "segment_entered" else "left    "
+        return f"{at}  {verb} segment {item['segment']} ({item.get('cause') or ''})"
     if kind == "message":
         history = " > ".join(h["status"] for h in item["status_history"])
         return f"{at}  message  {item['channel']} {item['template']} to {item['recipient']}: {history}  [{item['why']}]"

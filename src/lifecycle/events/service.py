@@ -204,7 +204,12 @@ def ingest(
     created = sorted({profile_of[i] for i in order if results[i].created})
     if created:
         # A new person is checked against every segment ("never opened" includes them).
-        jobs.enqueue(session, "segments.recheck", changes=[[p, [], "new profile"] for p in created])
+        jobs.enqueue(
+            session,
+            "segments.recheck",
+            extend="changes",
+            changes=[[p, [], "new profile"] for p in created],
+        )
 
     with_traits = [i for i in order if calls[i].traits]
     _keep_current_contacts(session, calls, with_traits, profile_of, results)

@@ -99,6 +99,7 @@ def apply_traits(
         jobs.enqueue(
             session,
             "segments.recheck",
+            extend="changes",
             changes=[[pid, sorted(found)] for pid, found in sorted(names.items())],
         )
     return Applied(warnings, changed)

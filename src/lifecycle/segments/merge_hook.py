@@ -36,7 +36,10 @@ def fold_memberships(
     session.flush()
     # The survivor now holds both records: every segment is re-checked for it after commit.
     jobs.enqueue(
-        session, "segments.recheck", changes=[[survivor_id, [], f"merged with profile {merged_id}"]]
+        session,
+        "segments.recheck",
+        extend="changes",
+        changes=[[survivor_id, [], f"merged with profile {merged_id}"]],
     )
     return {"memberships_closed": closed, "profiles": [survivor_id, merged_id]}
 
@@ -61,5 +64,8 @@ def unfold_memberships(session: Session, saved: dict[str, Any], now: datetime) -
     profiles = saved.get("profiles", [])
     if profiles:
         jobs.enqueue(
-            session, "segments.recheck", changes=[[p, [], "merge undone"] for p in profiles]
+            session,
+            "segments.recheck",
+            extend="changes",
+            changes=[[p, [], "merge undone"] for p in profiles],
         )

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -300,6 +300,8 @@ def refresh(
     )
     for entry in found.entries.values():
         last = computed.get(entry.id)
+        if last is not None and now <= last:
+            continue  # computed at or after this moment (a replay runs an earlier clock)
         if last is not None and not entry.time_based:
             if now - last >= full_every:
                 transitions += recompute(
@@ -341,22 +343,29 @@ def next_refresh(
 # ------------------------------------------------------------ one profile
 
 
+def _event_rows(
+    session: Session, profile_id: int, events: Iterable[str]
+) -> list[evaluate.EventRow]:
+    names = sorted(set(events))
+    if not names:
+        return []
+    return [
+        evaluate.EventRow(name, properties or {}, occurred_at)
+        for name, properties, occurred_at in session.execute(
+            select(Event.name, Event.properties, Event.occurred_at).where(
+                Event.profile_id == profile_id, Event.name.in_(names)
+            )
+        )
+    ]
+
+
 def _subject(session: Session, profile_id: int, events: Iterable[str]) -> evaluate.Subject | None:
     profile = session.get(Profile, profile_id)
     if profile is None or profile.merged_into_id is not None:
         return None
-    names = sorted(set(events))
-    rows: list[evaluate.EventRow] = []
-    if names:
-        rows = [
-            evaluate.EventRow(name, properties or {}, occurred_at)
-            for name, properties, occurred_at in session.execute(
-                select(Event.name, Event.properties, Event.occurred_at).where(
-                    Event.profile_id == profile_id, Event.name.in_(names)
-                )
-            )
-        ]
-    return evaluate.Subject(dict(profile.attributes or {}), rows)
+    return evaluate.Subject(
+        dict(profile.attributes or {}), _event_rows(session, profile_id, events)
+    )
 
 
 def _entries_needing(
@@ -387,25 +396,36 @@ def recheck(
     entries = _entries_needing(found, attributes, events)
     if not entries:
         return []
-    subject = _subject(session, profile_id, {n for e in entries for n in e.events})
-    current = {
-        row.segment_id: row
-        for row in session.scalars(
-            select(SegmentMembership).where(
-                SegmentMembership.profile_id == profile_id,
-                SegmentMembership.exited_at.is_(None),
-                SegmentMembership.segment_id.in_([e.id for e in entries]),
-            )
+    # One query for the profile and its current memberships in these segments, one for
+    # its events (plain rows, not ORM objects: this runs after every event; see
+    # bench/segments.py).
+    open_in = and_(
+        SegmentMembership.profile_id == profile_id,
+        SegmentMembership.exited_at.is_(None),
+        SegmentMembership.segment_id.in_([e.id for e in entries]),
+    )
+    rows = session.execute(
+        select(Profile.attributes, Profile.merged_into_id, SegmentMembership.segment_id)
+        .outerjoin(SegmentMembership, open_in)
+        .where(Profile.id == profile_id)
+    ).all()
+    if rows:
+        current = {r.segment_id for r in rows if r.segment_id is not None}
+    else:  # no such profile: whatever it was in, it leaves
+        current = set(session.scalars(select(SegmentMembership.segment_id).where(open_in)))
+    subject = None
+    if rows and rows[0].merged_into_id is None:
+        subject = evaluate.Subject(
+            dict(rows[0].attributes or {}),
+            _event_rows(session, profile_id, {n for e in entries for n in e.events}),
         )
-    }
     where = ZoneInfo(zone)
     transitions = []
     for entry in entries:
         inside = subject is not None and evaluate.holds(
             entry.definition.where, subject, now=now, workspace_zone=where, segment=found.node
         )
-        row = current.get(entry.id)
-        if inside and row is None:
+        if inside and entry.id not in current:
             try:
                 with session.begin_nested():
                     session.add(
@@ -420,8 +440,12 @@ def recheck(
             except IntegrityError:
                 continue  # entered meanwhile, by a concurrent re-check
             transitions.append(Transition(entry.name, profile_id, True, now, cause))
-        elif not inside and row is not None:
-            row.exited_at, row.exited_cause = now, cause
+        elif not inside and entry.id in current:
+            session.execute(
+                update(SegmentMembership)
+                .where(open_in, SegmentMembership.segment_id == entry.id)
+                .values(exited_at=now, exited_cause=cause)
+            )
             transitions.append(Transition(entry.name, profile_id, False, now, cause))
     session.flush()
     return transitions
@@ -573,3 +597,122 @@ def preview(
             }
         )
     return out
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed for one profile: attribute names, event names (``None`` and ``None``:
+    anything, so every segment is re-checked), and the cause written with any move."""
+
+    profile_id: int
+    cause: str
+    attributes: frozenset[str] | None = None
+    events: frozenset[str] | None = None
+
+
+def recheck_many(
+    session: Session, changes: list[Change], *, now: datetime, zone: str
+) -> list[Transition]:
+    """:func:`recheck` for a batch of profiles (an ingest batch, an evaluation job) in a
+    fixed number of queries: their attributes, their events of the names concerned, their
+    open memberships; then the entries as one insert and the exits as one update."""
+    found = catalog(session)
+    wanted: dict[int, list[Entry]] = {}
+    causes: dict[int, str] = {}
+    for change in sorted(changes, key=lambda c: c.profile_id):
+        attributes = None if change.attributes is None else set(change.attributes)
+        events = None if change.events is None else set(change.events)
+        entries = _entries_needing(found, attributes, events)
+        if entries:
+            known = {e.id for e in wanted.get(change.profile_id, [])}
+            wanted.setdefault(change.profile_id, []).extend(e for e in entries if e.id not in known)
+            causes.setdefault(change.profile_id, change.cause)
+    if not wanted:
+        return []
+    profile_ids = sorted(wanted)
+    segment_ids = sorted({e.id for entries in wanted.values() for e in entries})
+    names = sorted({n for entries in wanted.values() for e in entries for n in e.events})
+    people = {
+        pid: (attributes, merged)
+        for pid, attributes, merged in session.execute(
+            select(Profile.id, Profile.attributes, Profile.merged_into_id).where(
+                Profile.id.in_(profile_ids)
+            )
+        )
+    }
+    events: dict[int, list[evaluate.EventRow]] = {}
+    if names:
+        for pid, name, properties, occurred_at in session.execute(
+            select(Event.profile_id, Event.name, Event.properties, Event.occurred_at).where(
+                Event.profile_id.in_(profile_ids), Event.name.in_(names)
+            )
+        ):
+            events.setdefault(pid, []).append(
+                evaluate.EventRow(name, properties or {}, occurred_at)
+            )
+    current = {
+        (pid, sid): row_id
+        for row_id, pid, sid in session.execute(
+            select(
+                SegmentMembership.id, SegmentMembership.profile_id, SegmentMembership.segment_id
+            ).where(
+                SegmentMembership.profile_id.in_(profile_ids),
+                SegmentMembership.segment_id.in_(segment_ids),
+                SegmentMembership.exited_at.is_(None),
+            )
+        )
+    }
+    where = ZoneInfo(zone)
+    entering: list[dict[str, Any]] = []
+    leaving: dict[str, list[int]] = {}
+    transitions: list[Transition] = []
+    for pid in profile_ids:
+        attributes, merged = people.get(pid, (None, None))
+        subject = (
+            evaluate.Subject(dict(attributes or {}), events.get(pid, []))
+            if pid in people and merged is None
+            else None
+        )
+        for entry in wanted[pid]:
+            inside = subject is not None and evaluate.holds(
+                entry.definition.where, subject, now=now, workspace_zone=where, segment=found.node
+            )
+            row_id = current.get((pid, entry.id))
+            if inside and row_id is None:
+                entering.append(
+                    {
+                        "segment_id": entry.id,
+                        "profile_id": pid,
+                        "entered_at": now,
+                        "entered_cause": causes[pid][:255],
+                    }
+                )
+                transitions.append(Transition(entry.name, pid, True, now, causes[pid]))
+            elif not inside and row_id is not None:
+                leaving.setdefault(causes[pid][:255], []).append(row_id)
+                transitions.append(Transition(entry.name, pid, False, now, causes[pid]))
+    if entering:
+        try:
+            with session.begin_nested():
+                session.execute(insert(SegmentMembership), entering)
+        except IntegrityError:  # a concurrent re-check entered someone first: one by one
+            for row in entering:
+                try:
+                    with session.begin_nested():
+                        session.execute(insert(SegmentMembership), [row])
+                except IntegrityError:
+                    transitions = [
+                        t
+                        for t in transitions
+                        if not (t.entered and t.profile_id == row["profile_id"])
+                        or found.entries[t.segment].id != row["segment_id"]
+                    ]
+    for cause, row_ids in leaving.items():
+        for chunk in _chunks(row_ids):
+            session.execute(
+                update(SegmentMembership)
+                .where(SegmentMembership.id.in_(chunk), SegmentMembership.exited_at.is_(None))
+                .values(exited_at=now, exited_cause=cause)
+            )
+    session.flush()
+    return transitions
