@@ -6,28 +6,18 @@ numbers, never character by character.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from lifecycle import values
 from lifecycle.campaigns.definition import Condition
 
 _MISSING = object()
 
 
 def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | Decimal):
-        number = Decimal(str(value))
-        return None if number.is_nan() else number
-    if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-        # "NaN" is not a number to compare: ordering it raises InvalidOperation.
-        return None if number.is_nan() else number
-    return None
+    """One reading of numbers for campaigns and segments: :func:`lifecycle.values.number`."""
+    return values.number(value)
 
 
 def _equal(left: Any, right: Any) -> bool:
