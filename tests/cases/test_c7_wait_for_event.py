@@ -6,9 +6,8 @@ matching events from the moment the previous step's message went out, and it
 never schedules a timeout ahead that would have to be withdrawn: the wake time is
 replaced when the wait is settled.
 
-Adapted: the case enters people through a segment (``promo_list``); segments are
-built in a later issue, so here the same people enter by a ``Promo Joined`` event
-sent with their identify, and u-c7c through the admin API as in the case.
+People enter by the segment ``promo_list`` (``promo`` is true), as in the case, and
+u-c7c through the admin API.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from tests.support import at
 
 CAMPAIGN = """
 name: promo
-trigger: {event: Promo Joined}
+trigger: {segment: promo_list, on: entered}
 steps:
   - {id: s1, send: {channel: email, template: promo_1}}
   - id: w1
@@ -47,6 +46,10 @@ TEMPLATES = {
 def test_c7(runtime, inline, recorder, tmp_path):
     harness = Case(runtime, inline, recorder)
     harness.write(tmp_path, CAMPAIGN, TEMPLATES)
+    (tmp_path / "campaigns" / "segments").mkdir()
+    (tmp_path / "campaigns" / "segments" / "promo_list.yaml").write_text(
+        "name: promo_list\nwhere: {attribute: promo, op: equals, value: true}\n"
+    )
     runtime.templates = Templates(tmp_path / "templates")
     message_ids: dict[str, dict[str, int]] = {}
 
@@ -70,19 +73,7 @@ def test_c7(runtime, inline, recorder, tmp_path):
             inline.drain()
         elif call == "identify":
             harness.call(step)
-            if step["body"]["traits"].get("promo"):
-                entry = {
-                    "at": step["at"],
-                    "call": "track",
-                    "body": {
-                        "userId": step["body"]["userId"],
-                        "event": "Promo Joined",
-                        "timestamp": step["body"]["timestamp"],
-                        "messageId": step["body"]["messageId"] + "-joined",
-                    },
-                }
-                harness.call(entry)
-                remember(step["body"]["userId"])
+            remember(step["body"]["userId"])
         elif call == "track":
             harness.call(step, message_ids=message_ids)
         elif call == "tick":
@@ -101,6 +92,8 @@ def test_c7(runtime, inline, recorder, tmp_path):
             profile = find_profile(session, f"id:{user}")
             journey = session.scalar(select(Journey).where(Journey.profile_id == profile.id))
             assert journey.status == "completed" and journey.wake_at is None
+            via = "admin:" if user == "u-c7c" else "segment promo_list entered"
+            assert journey.entered_via.startswith(via), journey.entered_via
             kinds = [
                 log.kind
                 for log in session.scalars(
