@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -343,6 +343,26 @@ def next_refresh(
 # ------------------------------------------------------------ one profile
 
 
+# Built once: a re-check runs after every event, and building and caching a statement
+# costs about as much as running it (bench/segments.py).
+_EVENTS_OF = select(Event.name, Event.properties, Event.occurred_at).where(
+    Event.profile_id == bindparam("profile_id"),
+    Event.name.in_(bindparam("names", expanding=True)),
+)
+_PROFILE_AND_SEGMENTS = (
+    select(Profile.attributes, Profile.merged_into_id, SegmentMembership.segment_id)
+    .outerjoin(
+        SegmentMembership,
+        and_(
+            SegmentMembership.profile_id == Profile.id,
+            SegmentMembership.exited_at.is_(None),
+            SegmentMembership.segment_id.in_(bindparam("segments", expanding=True)),
+        ),
+    )
+    .where(Profile.id == bindparam("profile_id"))
+)
+
+
 def _event_rows(
     session: Session, profile_id: int, events: Iterable[str]
 ) -> list[evaluate.EventRow]:
@@ -352,9 +372,7 @@ def _event_rows(
     return [
         evaluate.EventRow(name, properties or {}, occurred_at)
         for name, properties, occurred_at in session.execute(
-            select(Event.name, Event.properties, Event.occurred_at).where(
-                Event.profile_id == profile_id, Event.name.in_(names)
-            )
+            _EVENTS_OF, {"profile_id": profile_id, "names": names}
         )
     ]
 
@@ -396,18 +414,15 @@ def recheck(
     entries = _entries_needing(found, attributes, events)
     if not entries:
         return []
-    # One query for the profile and its current memberships in these segments, one for
-    # its events (plain rows, not ORM objects: this runs after every event; see
-    # bench/segments.py).
+    # One query for the profile and which of these segments it is in, one for its events (plain
+    # rows, not ORM objects: this runs after every event; see bench/segments.py).
     open_in = and_(
         SegmentMembership.profile_id == profile_id,
         SegmentMembership.exited_at.is_(None),
         SegmentMembership.segment_id.in_([e.id for e in entries]),
     )
     rows = session.execute(
-        select(Profile.attributes, Profile.merged_into_id, SegmentMembership.segment_id)
-        .outerjoin(SegmentMembership, open_in)
-        .where(Profile.id == profile_id)
+        _PROFILE_AND_SEGMENTS, {"profile_id": profile_id, "segments": [e.id for e in entries]}
     ).all()
     if rows:
         current = {r.segment_id for r in rows if r.segment_id is not None}
