@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from lifecycle import clock
@@ -11,6 +12,16 @@ from lifecycle.profiles.models import Identity, Merge, Profile
 from lifecycle.profiles.service import find_profile
 from tests.cases.harness import case_dir
 from tests.support import at
+
+
+@pytest.fixture(autouse=True, params=["general", "set-wise"])
+def new_people_path(request, monkeypatch):
+    """Every import test runs twice: with new people created by the general path (as for
+    small batches) and by the set-wise one (as for big files), which must agree."""
+    from lifecycle.events import service
+
+    monkeypatch.setattr(service, "NEW_PEOPLE_MIN", 10**9 if request.param == "general" else 1)
+    return request.param
 
 
 def _import(runtime, data: bytes, **options):
@@ -360,3 +371,49 @@ def test_a_list_and_a_tag_are_added_to_everyone_imported_once(runtime, db):
     assert t1["lists"] == ["news", "spring-sale"] and t1["tags"] == ["vip"]
     t3 = find_profile(db, "email:t3@example.com").attributes
     assert t3["lists"] == ["spring-sale"]
+
+
+def test_new_people_get_their_identities_and_history_on_either_path(runtime, db):
+    from lifecycle.profiles.models import AttributeChange
+
+    report = _import(
+        runtime,
+        b"email,phone,first_name,city\nh1@example.com,+1 201 555 0177,Hal,\nh2@example.com,,Ida,Oslo\n",
+        tags=("vip",),
+    )
+    assert report.counts["created"] == 2
+    hal = find_profile(db, "email:h1@example.com")
+    assert find_profile(db, "phone:+12015550177").id == hal.id
+    assert hal.attributes == {
+        "email": "h1@example.com",
+        "phone": "+1 201 555 0177",
+        "first_name": "Hal",
+        "tags": ["vip"],
+    }
+    assert set(hal.attribute_times) == set(hal.attributes)
+    history = db.execute(
+        select(
+            AttributeChange.name,
+            AttributeChange.old_value,
+            AttributeChange.new_value,
+            AttributeChange.source,
+            AttributeChange.via,
+        )
+        .where(AttributeChange.profile_id == hal.id)
+        .order_by(AttributeChange.id)
+    ).all()
+    assert history == [
+        ("email", None, "h1@example.com", "csv", "email:h1@example.com"),
+        ("phone", None, "+1 201 555 0177", "csv", "email:h1@example.com"),
+        ("first_name", None, "Hal", "csv", "email:h1@example.com"),
+        ("tags", None, ["vip"], "csv", "email:h1@example.com"),
+    ]
+
+
+def test_a_race_for_an_identifier_sends_new_people_the_general_way(runtime, db, monkeypatch):
+    from lifecycle.profiles import repository
+
+    monkeypatch.setattr(repository, "insert_people", lambda *a, **k: None)
+    report = _import(runtime, b"email,first_name\nr1@example.com,Rae\nr2@example.com,Rex\n")
+    assert report.counts["created"] == 2 and report.counts["rejected"] == 0
+    assert find_profile(db, "email:r2@example.com").attributes["first_name"] == "Rex"

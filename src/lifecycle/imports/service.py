@@ -223,6 +223,7 @@ def run(
             "empty_clears": options.empty_clears,
             "require_user_or_anonymous": False,
             "existing": options.existing,
+            "new_people_set_wise": True,
             "add_to_lists": tuple(
                 (name, tuple(items))
                 for name, items in (("lists", options.lists), ("tags", options.tags))
