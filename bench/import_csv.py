@@ -10,7 +10,7 @@ dropped at the end, even on an error or Ctrl-C):
 2. ``copy``: a raw psycopg 3 ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of the very same
    bytes into a plain table (no index), plus the commit: the baseline;
 3. ``import``: ``lifecycle.imports.service.run`` on the whole file in one session, as
-   ``lifecycle import`` does, plus the commit. ``lifecycle.imports.service.ingest`` is
+   ``lifecycle import`` does, plus the commit. ``lifecycle.imports.service.ingest_parsed`` is
    wrapped (in this process only) to time every batch, which gives the rate over the
    first and the last 10 % of the rows: it must not fall as ``profiles`` grows;
 4. cProfile of one more 1000-row file (new people) imported into the now-full database.
@@ -281,8 +281,8 @@ def import_measure(runtime: Any, data: bytes, now: datetime) -> dict[str, Any]:
     with runtime.engine.connect() as conn:
         # The pool hands this connection back to the session: its backend's CPU is measured.
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    timer = BatchTimer(service.ingest)
-    service.ingest = timer
+    timer = BatchTimer(service.ingest_parsed)
+    service.ingest_parsed = timer
     try:
         gc.collect()
         cpu0, srv0 = time.process_time(), _cpu_seconds(pid)
@@ -291,7 +291,7 @@ def import_measure(runtime: Any, data: bytes, now: datetime) -> dict[str, Any]:
         seconds = time.perf_counter() - t
         cpu, srv = time.process_time() - cpu0, _cpu_seconds(pid) - srv0
     finally:
-        service.ingest = timer.inner
+        service.ingest_parsed = timer.inner
     rows = report.counts["read"]
     with runtime.engine.connect() as conn:
         profiles = conn.execute(text("SELECT count(*) FROM profiles")).scalar_one()

@@ -402,6 +402,19 @@ def test_new_people_get_their_identities_and_history_on_either_path(runtime, db)
         .where(AttributeChange.profile_id == hal.id)
         .order_by(AttributeChange.id)
     ).all()
+    from lifecycle.events.models import Event
+
+    [event] = db.scalars(select(Event).where(Event.profile_id == hal.id)).all()
+    assert (event.type, event.name, event.properties, event.context, event.source) == (
+        "identify",
+        None,
+        {},
+        {},
+        "csv",
+    )
+    assert event.dedupe_key.startswith("csv:import:") and event.dedupe_key.endswith(":2")
+    assert event.evaluated_at is not None and not event.backfill
+    assert event.via == "email:h1@example.com"
     assert history == [
         ("email", None, "h1@example.com", "csv", "email:h1@example.com"),
         ("phone", None, "+1 201 555 0177", "csv", "email:h1@example.com"),
@@ -417,3 +430,27 @@ def test_a_race_for_an_identifier_sends_new_people_the_general_way(runtime, db, 
     report = _import(runtime, b"email,first_name\nr1@example.com,Rae\nr2@example.com,Rex\n")
     assert report.counts["created"] == 2 and report.counts["rejected"] == 0
     assert find_profile(db, "email:r2@example.com").attributes["first_name"] == "Rex"
+
+
+def test_rows_prepared_in_worker_processes_give_the_same_result(
+    runtime, db, new_people_path, monkeypatch
+):
+    from lifecycle.imports import service
+
+    if new_people_path == "general":
+        pytest.skip("one run is enough: the processes only prepare rows")
+    monkeypatch.setattr(service, "BATCH", 7)  # several chunks in flight, kept in file order
+    rows = "".join(f"w{i}@example.com,Wen{i},0{i:04d}\n" for i in range(30))
+    data = ("email,first_name,zip\n" + rows + "not-an-email,Bad,1\nw3@example.com,Wes,\n").encode()
+    report = _import(runtime, data, workers=2)
+    assert report.counts == {
+        "read": 32,
+        "created": 30,
+        "updated": 1,
+        "unchanged": 0,
+        "rejected": 1,
+        "repeated_in_file": 1,
+    }
+    assert report.rejections[0]["line"] == 32 and "not-an-email" in report.rejections[0]["reason"]
+    assert find_profile(db, "email:w3@example.com").attributes["first_name"] == "Wes"
+    assert find_profile(db, "email:w7@example.com").attributes["postal_code"] == "00007"

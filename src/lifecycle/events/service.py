@@ -322,14 +322,32 @@ def _store_new_people(
         source=options.source,
         now=now,
     )
-    inserted = (
-        {}
-        if made is None
-        else repository.insert_new(
-            session,
-            [_event_row(calls[i], made[n][0], keys[i], now, options) for n, i in enumerate(chosen)],
+    inserted: dict[str, int] = {}
+    if made is not None:
+        plain = all(
+            not (calls[i].name or calls[i].properties or calls[i].context or calls[i].backfill)
+            for i in chosen
         )
-    )
+        inserted = (
+            repository.insert_new_plain(
+                session,
+                [
+                    (made[n][0], keys[i], calls[i].occurred_at, calls[i].via)
+                    for n, i in enumerate(chosen)
+                ],
+                kind="identify",
+                source=options.source,
+                now=now,
+            )
+            if plain
+            else repository.insert_new(
+                session,
+                [
+                    _event_row(calls[i], made[n][0], keys[i], now, options)
+                    for n, i in enumerate(chosen)
+                ],
+            )
+        )
     if made is None or len(inserted) != len(chosen):
         savepoint.rollback()  # raced with another writer: the general way sorts it out
         return

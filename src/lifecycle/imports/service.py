@@ -1,9 +1,14 @@
 """Importing a CSV file of customers: read once, map, resolve through the identity layer.
 
-Each row becomes an identify call and goes through :func:`lifecycle.events.service.ingest`
-(the same normalisation, matching and history as the API), keyed by the file's checksum
-and the row's line, so re-running a file changes nothing and an interrupted import
-resumes where it stopped. Every rejected row is kept with its line, text and reason.
+Each row becomes an identify call, validated by :func:`lifecycle.events.service.parse_items`
+and stored by :func:`lifecycle.events.service.ingest_parsed` (the same normalisation,
+matching and history as the API), keyed by the file's checksum and the row's line, so
+re-running a file changes nothing and an interrupted import resumes where it stopped.
+Every rejected row is kept with its line, text and reason.
+
+Speed: a big file's rows are mapped and validated (the costly, pure part) in worker
+processes, a batch ahead of the main process, which only writes; batches of new people
+are written set-wise (``IngestOptions.new_people_set_wise``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable
+import multiprocessing
+import os
+import sys
+import types
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -21,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from lifecycle import jobs
 from lifecycle.errors import Invalid, NotFound
-from lifecycle.events.service import IngestOptions, ingest
+from lifecycle.events.calls import Call
+from lifecycle.events.service import IngestOptions, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection
 
@@ -29,7 +40,8 @@ KEYS = ("email", "phone", "id")
 CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
 YES = frozenset({"yes", "y", "true", "1", "subscribed", "opted in", "opt-in", "x"})
 NO = frozenset({"no", "n", "false", "0", "unsubscribed", "opted out", "opt-out", "not subscribed"})
-BATCH = 1000
+BATCH = 5000  # rows per unit of work: one task for a worker process, one write
+PARALLEL_MIN_BYTES = 2 << 20  # smaller files are prepared in the main process
 
 
 @dataclass
@@ -51,6 +63,9 @@ class ImportOptions:
     date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
     excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
     year_required: bool = False  # reject dates without a year (15/05) instead of month-day
+    # Processes that map and validate rows while the main one writes; None: as many as
+    # there are cores (at most 2) for files over PARALLEL_MIN_BYTES, else none (1).
+    workers: int | None = None
 
 
 @dataclass
@@ -104,12 +119,18 @@ def _date_text(text: str, name: str, options: ImportOptions, line: int) -> str:
 
 
 def _call(
-    row: Any, fields: dict[str, str], key: str, options: ImportOptions, stamp: str, line_id: str
+    line: int,
+    cells: dict[str, str],
+    fields: dict[str, str],
+    key: str,
+    options: ImportOptions,
+    stamp: str,
+    line_id: str,
 ) -> dict[str, Any]:
     traits: dict[str, Any] = {}
     user_id = None
     markers = options.missing_markers
-    for column_key, text in row.cells.items():
+    for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
             continue
@@ -122,23 +143,21 @@ def _call(
             user_id = text.strip()
             continue
         if _is_date_field(name, options):
-            traits[name] = _date_text(text, name, options, row.line)
+            traits[name] = _date_text(text, name, options, line)
             continue
         if name in CONSENT:
             # Consent is a yes or a no; anything else is a question for a person.
             answer = text.strip().casefold()
             if answer not in YES | NO:
-                raise Invalid(
-                    f"column {name}: {text!r} is neither yes nor no", field=f"row {row.line}"
-                )
+                raise Invalid(f"column {name}: {text!r} is neither yes nor no", field=f"row {line}")
             traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
             traits[name] = answer in YES
             continue
         traits[name] = text
     if key == "id" and user_id is None:
-        raise Invalid("the key column (id) is empty", field=f"row {row.line}")
+        raise Invalid("the key column (id) is empty", field=f"row {line}")
     if key in ("email", "phone") and not traits.get(key):
-        raise Invalid(f"the key column ({key}) is empty", field=f"row {row.line}")
+        raise Invalid(f"the key column ({key}) is empty", field=f"row {line}")
     call: dict[str, Any] = {
         "type": "identify",
         "traits": traits,
@@ -170,7 +189,7 @@ def run(
     try:
         # Streaming: constant memory whatever the file's size.
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
-        checksum = _checksum(stream)
+        checksum, size = _checksum(stream)
         read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
     except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
         raise Invalid(f"{filename}: {err}", field="file") from None
@@ -231,7 +250,6 @@ def run(
             ),
         }
     )
-    stamp = now.isoformat()
     seen_keys: set[int] = set()
     created: set[int] = set()
 
@@ -241,13 +259,24 @@ def run(
             rejections.append({"line": line, "raw": raw, "reason": reason})
         session.add(ImportRejection(import_id=record.id, line=line, raw=raw, reason=reason))
 
-    batch: list[tuple[Any, dict[str, Any]]] = []
-
-    def flush() -> None:
-        results = ingest(session, [c for _, c in batch], now=now, options=opts)
-        for (row, call), result in zip(batch, results, strict=True):
+    def store(prepared: list[Prepared]) -> None:
+        batch: list[tuple[int, str, Call]] = []
+        for item in prepared:
+            counts["read"] += 1
+            if item[0] == "rejected":
+                reject(item[1], item[2], item[3])
+                continue
+            _, line, raw, call, identity = item
+            key_hash = hash(identity)
+            if key_hash in seen_keys:
+                counts["repeated_in_file"] += 1
+            seen_keys.add(key_hash)
+            batch.append((line, raw, call))
+        results = ingest_parsed(session, [c for _, _, c in batch], now=now, options=opts)
+        created.clear()  # a person made by an earlier batch is found, not made, by a later one
+        for (line, raw, call), result in zip(batch, results, strict=True):
             if result.status == "rejected":
-                reject(row.line, row.raw, f"{result.field}: {result.error}")
+                reject(line, raw, f"{result.field}: {result.error}")
             elif result.created and result.profile_id not in created:
                 created.add(result.profile_id)  # a person twice in one batch is made once
                 counts["created"] += 1
@@ -256,34 +285,18 @@ def run(
             else:
                 counts["updated"] += 1
             if len(preview) < 10 and result.status != "rejected":
-                preview.append(
-                    {"line": row.line, "traits": call["traits"], "warnings": result.warnings}
-                )
+                preview.append({"line": line, "traits": call.traits, "warnings": result.warnings})
         record.rows_done = counts["read"]
         record.counts = dict(counts)
-        batch.clear()
         if on_batch is not None and not options.dry_run:
             on_batch(record)
 
-    for row in read.records:
-        counts["read"] += 1
-        if isinstance(row, reader.RowError):
-            reject(row.line, row.raw, row.reason)
-            continue
-        try:
-            call = _call(row, fields, key, options, stamp, f"import:{checksum[:24]}:{row.line}")
-        except Invalid as err:
-            reject(row.line, row.raw, err.message)
-            continue
-        identity = hash(str(call.get("userId") or call["traits"].get(key, "")).strip().casefold())
-        if identity in seen_keys:
-            counts["repeated_in_file"] += 1
-        seen_keys.add(identity)
-        batch.append((row, call))
-        if len(batch) >= BATCH:
-            flush()
-    if batch:
-        flush()
+    context = Context(fields, key, options, now.isoformat(), checksum[:24], opts, now)
+    workers = options.workers
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
+    for prepared in _prepared(_chunks(read.records), context, workers):
+        store(prepared)
     imported = counts["created"] + counts["updated"] + counts["unchanged"]
     if counts["read"] and imported == 0:
         status, message = "failed", f"0 of {counts['read']} rows imported: see the rejected rows"
@@ -312,13 +325,128 @@ def run(
     return report
 
 
-def _checksum(stream: BinaryIO) -> str:
+def _checksum(stream: BinaryIO) -> tuple[str, int]:
+    """The SHA-256 of the rest of the stream, and its size; the stream is rewound."""
     digest = hashlib.sha256()
     start = stream.tell()
+    size = 0
     for chunk in iter(lambda: stream.read(1 << 20), b""):
         digest.update(chunk)
+        size += len(chunk)
     stream.seek(start)
-    return digest.hexdigest()
+    return digest.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- preparing rows
+
+# A row read: ("row", line, raw, cells) or ("error", line, raw, reason).
+Read = tuple[str, int, str, Any]
+# A row prepared: ("ok", line, raw, call, identity) or ("rejected", line, raw, reason).
+Prepared = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What preparing a row needs; sent once to each worker process."""
+
+    fields: dict[str, str]
+    key: str
+    options: ImportOptions
+    stamp: str
+    checksum: str
+    ingest: IngestOptions
+    now: datetime
+
+
+def _chunks(records: Iterator[Any]) -> Iterator[list[Read]]:
+    chunk: list[Read] = []
+    for row in records:
+        if isinstance(row, reader.RowError):
+            chunk.append(("error", row.line, row.raw, row.reason))
+        else:
+            chunk.append(("row", row.line, row.raw, row.cells))
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def prepare(chunk: list[Read], context: Context) -> list[Prepared]:
+    """Map and validate rows (pure: no database), in order: each becomes an identify call
+    parsed as the API parses it, or a rejection with its reason."""
+    out: list[Prepared] = []
+    key = context.key
+    for kind, line, raw, cells in chunk:
+        if kind == "error":
+            out.append(("rejected", line, raw, cells))
+            continue
+        try:
+            body = _call(
+                line,
+                cells,
+                context.fields,
+                key,
+                context.options,
+                context.stamp,
+                f"import:{context.checksum}:{line}",
+            )
+        except Invalid as err:
+            out.append(("rejected", line, raw, err.message))
+            continue
+        [result], calls = parse_items([body], now=context.now, options=context.ingest)
+        if result.status == "rejected":
+            out.append(("rejected", line, raw, f"{result.field}: {result.error}"))
+            continue
+        identity = str(body.get("userId") or body["traits"].get(key, "")).strip().casefold()
+        out.append(("ok", line, raw, calls[0], identity))
+    return out
+
+
+_CONTEXT: Context | None = None
+
+
+def _start_worker(context: Context) -> None:
+    global _CONTEXT
+    _CONTEXT = context
+
+
+def _prepare_in_worker(chunk: list[Read]) -> list[Prepared]:
+    assert _CONTEXT is not None
+    return prepare(chunk, _CONTEXT)
+
+
+def _prepared(
+    chunks: Iterator[list[Read]], context: Context, workers: int
+) -> Iterator[list[Prepared]]:
+    """The chunks prepared, in file order: in this process, or by ``workers`` processes
+    working ahead of the caller (at most two chunks each in flight: memory stays flat)."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield prepare(chunk, context)
+        return
+    # spawn, not fork: the caller holds database connections and may run threads. The
+    # caller's main script is not re-run in the workers (it may lack a __main__ guard):
+    # they need only this module.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_start_worker, initargs=(context,)
+        )
+    finally:
+        sys.modules["__main__"] = main
+    try:
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(_prepare_in_worker, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def rejected_csv(session: Session, import_id: int) -> str:

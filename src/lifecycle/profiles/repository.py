@@ -296,7 +296,10 @@ def insert_people(
 ) -> list[int] | None:
     """PostgreSQL: new profiles with their attributes, identities and attribute history,
     set-wise: ids taken from the sequence, one COPY per table into staging tables, then one
-    INSERT … SELECT each (history rows are expanded in SQL, in the order of the changes).
+    INSERT … SELECT each. Each person is ``changes`` ([name, None, value] each, in order:
+    on an empty profile they are its attributes, all changed at ``at_text``), ``changed_at``,
+    ``via`` and ``identities`` ((kind, value, display) each); the attributes, their times and
+    the history rows are made from the changes in SQL.
     Returns the new ids in order, or None when an identity was taken meanwhile by another
     transaction (nothing is usable then: the caller rolls back to its savepoint)."""
     cursor = session.connection().connection.driver_connection.cursor()
@@ -307,9 +310,8 @@ def insert_people(
         )
         ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS people_incoming (id bigint, attributes jsonb,"
-            " attribute_times jsonb, changes jsonb, changed_at timestamptz, via text)"
-            " ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS people_incoming (id bigint, changes jsonb,"
+            " at_text text, changed_at timestamptz, via text) ON COMMIT DELETE ROWS"
         )
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS identities_incoming"
@@ -318,20 +320,10 @@ def insert_people(
         dumps = json.dumps
         expected = 0
         with cursor.copy(
-            "COPY people_incoming (id, attributes, attribute_times, changes, changed_at, via)"
-            " FROM STDIN"
+            "COPY people_incoming (id, changes, at_text, changed_at, via) FROM STDIN"
         ) as copy:
             for pid, p in zip(ids, people, strict=True):
-                copy.write_row(
-                    (
-                        pid,
-                        dumps(p["attributes"]),
-                        dumps(p["times"]),
-                        dumps(p["changes"]),
-                        p["changed_at"],
-                        p["via"],
-                    )
-                )
+                copy.write_row((pid, dumps(p["changes"]), p["at_text"], p["changed_at"], p["via"]))
         with cursor.copy(
             "COPY identities_incoming (kind, value, display, profile_id) FROM STDIN"
         ) as copy:
@@ -339,10 +331,15 @@ def insert_people(
                 for kind, value, display in p["identities"]:
                     copy.write_row((kind, value, display, pid))
                     expected += 1
+        # A new profile's attributes are its changes' new values, each changed at_text.
         cursor.execute(
             "INSERT INTO profiles (id, attributes, attribute_times, created_at, updated_at)"
-            " SELECT id, attributes, attribute_times, %(now)s, %(now)s FROM people_incoming"
-            " ORDER BY id",
+            " SELECT p.id, COALESCE(a.attributes, '{}'), COALESCE(a.times, '{}'),"
+            " %(now)s, %(now)s FROM people_incoming p CROSS JOIN LATERAL ("
+            "  SELECT jsonb_object_agg(c->>0, c->2) AS attributes,"
+            "   jsonb_object_agg(c->>0, to_jsonb(p.at_text)) AS times"
+            "  FROM jsonb_array_elements(p.changes) c) a"
+            " ORDER BY p.id",
             {"now": now},
         )
         # Sorted, so concurrent writers lock in one order (as insert_identities).

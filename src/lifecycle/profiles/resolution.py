@@ -218,12 +218,11 @@ def create_people(
     savepoint) and resolves those people one by one as usual."""
     rows = []
     for identifiers, update in people:
-        attrs, times, changes = initial_state(update)
+        _attrs, times, changes = initial_state(update)
         rows.append(
             {
-                "attributes": attrs,
-                "times": times,
                 "changes": changes,
+                "at_text": next(iter(times.values()), ""),
                 "changed_at": update.at,
                 "via": update.via,
                 "identities": [(i.kind, i.value, i.display) for i in identifiers],

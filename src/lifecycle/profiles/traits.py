@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from lifecycle.clock import stamp
 from lifecycle.profiles import repository
+
+# Many updates share one moment (a batch, an import): format it once.
+_stamp = lru_cache(maxsize=1024)(stamp)
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _apply(
     warnings: list[tuple[int, str]],
 ) -> list[tuple[str, Any, Any]]:
     """Apply one update to a profile's state in place; the changes as (name, old, new)."""
-    at_text = stamp(upd.at)
+    at_text = _stamp(upd.at)
     traits = dict(upd.traits)
     for name, items in (upd.add or {}).items():
         current = traits.get(name, attrs.get(name))
