@@ -22,6 +22,8 @@ import sys
 import types
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -425,28 +427,38 @@ def _prepared(
         for chunk in chunks:
             yield prepare(chunk, context)
         return
-    # spawn, not fork: the caller holds database connections and may run threads. The
-    # caller's main script is not re-run in the workers (it may lack a __main__ guard):
-    # they need only this module.
+    # spawn, not fork: the caller holds database connections and may run threads. A
+    # worker that dies fails the import (BrokenProcessPool) instead of hanging it.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(context,),
+    )
+    try:
+        pending: deque[Future[list[Prepared]]] = deque()
+        for chunk in chunks:
+            with _main_hidden():
+                pending.append(pool.submit(_prepare_in_worker, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While worker processes start: spawn would re-run the caller's main script in each
+    (it may lack a ``__main__`` guard, and would then start an import of its own); the
+    workers need only this module."""
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
-        pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_start_worker, initargs=(context,)
-        )
+        yield
     finally:
         sys.modules["__main__"] = main
-    try:
-        pending: deque[Any] = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(_prepare_in_worker, (chunk,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 def rejected_csv(session: Session, import_id: int) -> str:
