@@ -454,3 +454,94 @@ def test_rows_prepared_in_worker_processes_give_the_same_result(
     assert report.rejections[0]["line"] == 32 and "not-an-email" in report.rejections[0]["reason"]
     assert find_profile(db, "email:w3@example.com").attributes["first_name"] == "Wes"
     assert find_profile(db, "email:w7@example.com").attributes["postal_code"] == "00007"
+
+
+def test_b9_national_phones_are_read_in_the_region_of_the_rows_country(runtime, db):
+    _import(runtime, (case_dir("B9") / "input.csv").read_bytes(), unknown_columns="keep")
+    kim = find_profile(db, "phone:+445550100123")
+    assert kim.id == find_profile(db, "email:kim@example.com").id
+    assert kim.attributes["phone"] == "0555 0100 123"  # the text as written, beside it
+    assert (
+        db.scalar(
+            select(Identity.display).where(
+                Identity.kind == "phone", Identity.value == "+445550100123"
+            )
+        )
+        == "0555 0100 123"
+    )
+    lou = find_profile(db, "phone:+12015550142")
+    assert lou.id == find_profile(db, "email:lou@example.com").id
+
+
+def test_country_names_codes_and_the_phone_region_option(runtime, db):
+    data = (
+        b"email,phone,Country\n"
+        b"g1@example.com,020 7946 0958,United Kingdom\n"
+        b"g2@example.com,030 901820,Deutschland\n"
+        b"g3@example.com,0612345678,nld\n"
+        b"g4@example.com,(415) 555-0100,\n"
+    )
+    report = _import(runtime, data, phone_region="FR")
+    assert report.counts["created"] == 4, report.rejections
+    for who, number in (
+        ("g1", "+442079460958"),
+        ("g2", "+4930901820"),
+        ("g3", "+31612345678"),
+    ):
+        assert (
+            find_profile(db, f"phone:{number}").id
+            == find_profile(db, f"email:{who}@example.com").id
+        )
+    # No country in the row: the import's region (FR), where (415) 555-0100 is no number.
+    assert not db.scalar(select(Identity.id).where(Identity.value.like("%4155550100")))
+    report = _import(runtime, b"email,phone\nf1@example.com,01 23 45 67 89\n", phone_region="fr")
+    assert find_profile(db, "phone:+33123456789").id == find_profile(db, "email:f1@example.com").id
+
+
+def test_a_country_that_names_no_country_rejects_a_national_phone_only(runtime, db):
+    data = (
+        b"email,phone,country\n"
+        b"a1@example.com,020 7946 0958,Atlantis\n"
+        b"a2@example.com,+44 20 7946 0959,Atlantis\n"
+    )
+    report = _import(runtime, data)
+    assert (report.counts["created"], report.counts["rejected"]) == (1, 1)
+    [rejection] = report.rejections
+    assert rejection["line"] == 2
+    assert "column country" in rejection["reason"] and "'Atlantis'" in rejection["reason"]
+    assert find_profile(db, "email:a2@example.com").attributes["country"] == "Atlantis"
+
+
+def test_an_unknown_phone_region_option_is_refused(runtime):
+    from lifecycle.errors import Invalid
+
+    with pytest.raises(Invalid, match="Narnia") as err:
+        _import(runtime, b"email\nx@example.com\n", phone_region="Narnia")
+    assert err.value.field == "phone_region"
+
+
+def test_cli_import_on_sqlite_with_a_phone_region(sqlite_runtime, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from lifecycle.cli.main import app
+    from lifecycle.config import get_settings
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("LIFECYCLE_DATABASE_URL", sqlite_runtime.settings.database_url)
+    get_settings.cache_clear()
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"email,phone,first_name\ns1@example.com,020 7946 0958,NULL\n")
+    try:
+        runner = CliRunner()
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "GB", "--dry-run"])
+        assert out.exit_code == 0, out.output
+        assert "created 1" in out.output
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "GB"])
+        assert out.exit_code == 0, out.output
+        with sqlite_runtime.session() as session:
+            profile = find_profile(session, "phone:+442079460958")
+            assert profile.attributes == {"email": "s1@example.com", "phone": "020 7946 0958"}
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "Narnia"])
+        assert out.exit_code == 1 and "Narnia" in out.output
+    finally:
+        get_settings.cache_clear()

@@ -34,6 +34,7 @@ async def upload(
     map_: Annotated[list[str] | None, Query(alias="map")] = None,
     list_: Annotated[list[str] | None, Query(alias="list")] = None,
     tag: Annotated[list[str] | None, Query()] = None,
+    phone_region: str | None = None,
 ) -> Any:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -52,6 +53,7 @@ async def upload(
         unknown_columns=unknown_columns,
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
+        phone_region=phone_region,
     )
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()

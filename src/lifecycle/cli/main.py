@@ -298,6 +298,13 @@ def import_file(
         list[str] | None, typer.Option("--list", help="Add everyone imported to this list.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag everyone imported.")] = None,
+    phone_region: Annotated[
+        str | None,
+        typer.Option(
+            help="Country (code or name) of phone numbers written without one, for rows"
+            " without a country column. Default: the settings' default_phone_region."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -336,6 +343,7 @@ def import_file(
         unknown_columns=unknown_columns,
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
+        phone_region=phone_region,
     )
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:

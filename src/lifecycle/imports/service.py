@@ -14,6 +14,7 @@ are written set-wise (``IngestOptions.new_people_set_wise``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import multiprocessing
@@ -37,6 +38,7 @@ from lifecycle.events.calls import Call
 from lifecycle.events.service import IngestOptions, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection
+from lifecycle.profiles.identifiers import is_national_phone, phone_region
 
 KEYS = ("email", "phone", "id")
 CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
@@ -68,6 +70,9 @@ class ImportOptions:
     # Processes that map and validate rows while the main one writes; None: as many as
     # there are cores (at most 2) for files over PARALLEL_MIN_BYTES, else none (1).
     workers: int | None = None
+    # Region for phone numbers written without their country (0555 0100 123), unless the
+    # row has a country column; default: the settings' default_phone_region.
+    phone_region: str | None = None
 
 
 @dataclass
@@ -237,9 +242,16 @@ def run(
     preview: list[dict[str, Any]] = []
     if options.existing not in ("update", "fill_empty", "skip"):
         raise Invalid("must be update, fill_empty or skip", field="existing")
+    region = ingest_options.default_region
+    if options.phone_region:
+        try:
+            region = phone_region(options.phone_region)
+        except ValueError as err:
+            raise Invalid(str(err), field="phone_region") from None
     opts = IngestOptions(
         **{
             **ingest_options.__dict__,
+            "default_region": region,
             "source": "csv",
             "empty_clears": options.empty_clears,
             "require_user_or_anonymous": False,
@@ -293,7 +305,11 @@ def run(
         if on_batch is not None and not options.dry_run:
             on_batch(record)
 
-    context = Context(fields, key, options, now.isoformat(), checksum[:24], opts, now)
+    # A row's country (a code or a name) gives the region of its national phone numbers.
+    countries = tuple(
+        k for f in ("country_code", "country") for k, name in fields.items() if name == f
+    )
+    context = Context(fields, key, options, now.isoformat(), checksum[:24], opts, now, countries)
     workers = options.workers
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
@@ -358,6 +374,36 @@ class Context:
     checksum: str
     ingest: IngestOptions
     now: datetime
+    countries: tuple[str, ...] = ()  # column keys of the country code and name columns
+    by_region: dict[str, IngestOptions] = field(default_factory=dict, compare=False)
+
+    def ingest_for(self, cells: dict[str, str], line: int) -> IngestOptions:
+        """The ingest options for a row: its country's phone region, if it names one."""
+        for column in self.countries:
+            country = cells.get(column, "")
+            if values.is_missing(country):
+                continue
+            try:
+                region = phone_region(country)
+            except ValueError as err:
+                phones = [
+                    text
+                    for k, text in cells.items()
+                    if self.fields.get(k) == "phone" and text.strip() and is_national_phone(text)
+                ]
+                if phones:
+                    raise Invalid(
+                        f"column {column}: {err}, and the phone {phones[0]!r} is written"
+                        " without its country code: give a country or an international number",
+                        field=f"row {line}",
+                    ) from None
+                return self.ingest
+            if region == self.ingest.default_region:
+                return self.ingest
+            if region not in self.by_region:
+                self.by_region[region] = dataclasses.replace(self.ingest, default_region=region)
+            return self.by_region[region]
+        return self.ingest
 
 
 def _chunks(records: Iterator[Any]) -> Iterator[list[Read]]:
@@ -393,10 +439,11 @@ def prepare(chunk: list[Read], context: Context) -> list[Prepared]:
                 context.stamp,
                 f"import:{context.checksum}:{line}",
             )
+            ingest = context.ingest_for(cells, line)
         except Invalid as err:
             out.append(("rejected", line, raw, err.message))
             continue
-        [result], calls = parse_items([body], now=context.now, options=context.ingest)
+        [result], calls = parse_items([body], now=context.now, options=ingest)
         if result.status == "rejected":
             out.append(("rejected", line, raw, f"{result.field}: {result.error}"))
             continue
@@ -481,6 +528,11 @@ def queue(
     session: Session, data: bytes, *, filename: str, options: ImportOptions, now: datetime
 ) -> Import:
     """Store an uploaded file for a worker to import (job ``imports.run``)."""
+    if options.phone_region:
+        try:
+            phone_region(options.phone_region)
+        except ValueError as err:
+            raise Invalid(str(err), field="phone_region") from None
     record = Import(
         filename=filename,
         checksum=hashlib.sha256(data).hexdigest(),

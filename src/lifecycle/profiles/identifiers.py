@@ -132,3 +132,67 @@ def normalize_phone(
     if not phonenumbers.is_possible_number(parsed):
         raise NotAnIdentifier(f"phone: {raw!r} is not a possible number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Names pycountry does not know that exports use.
+_REGION_ALIASES = {
+    "uk": "GB",
+    "great britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "u.k.": "GB",
+    "u.s.": "US",
+    "u.s.a.": "US",
+    "united states of america": "US",
+    "america": "US",
+    "deutschland": "DE",
+    "españa": "ES",
+    "espana": "ES",
+    "italia": "IT",
+    "brasil": "BR",
+    "schweiz": "CH",
+    "suisse": "CH",
+    "österreich": "AT",
+    "nederland": "NL",
+    "holland": "NL",
+    "sverige": "SE",
+    "norge": "NO",
+    "danmark": "DK",
+    "polska": "PL",
+    "méxico": "MX",
+    "türkiye": "TR",
+    "south korea": "KR",
+    "north korea": "KP",
+    "russia": "RU",
+    "vietnam": "VN",
+    "czech republic": "CZ",
+    "ivory coast": "CI",
+}
+
+
+@lru_cache(maxsize=4096)
+def phone_region(country: str) -> str:
+    """The phone region (ISO 3166 alpha-2, as phonenumbers wants it) that a country cell
+    names: a code (``GB``, ``gbr``) or a name (``United Kingdom``, ``UK``, ``Deutschland``).
+    Raises ValueError with the reason when it names no country with a numbering plan."""
+    import pycountry
+
+    text = " ".join(country.split())
+    folded = text.casefold()
+    code = _REGION_ALIASES.get(folded)
+    if code is None:
+        try:
+            code = pycountry.countries.lookup(text).alpha_2
+        except LookupError:
+            raise ValueError(f"{country!r} is not a country code or name") from None
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{country!r} ({code}) has no phone numbering plan")
+    return code
+
+
+def is_national_phone(raw: str) -> bool:
+    """Written without its country (``0555 0100 123``), so read in a region's plan."""
+    candidate = _CHANNEL_PREFIX.sub("", raw.strip()).lstrip("(").lstrip()
+    return not candidate.startswith(("+", "00"))
