@@ -545,3 +545,66 @@ def test_cli_import_on_sqlite_with_a_phone_region(sqlite_runtime, monkeypatch, t
         assert out.exit_code == 1 and "Narnia" in out.output
     finally:
         get_settings.cache_clear()
+
+
+def test_b24_run_a_declared_marker_one_change_and_the_rule_in_the_preview(runtime, db):
+    from lifecycle.profiles.models import AttributeChange
+
+    _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", missing_markers=("NULL",), dry_run=True)
+    assert preview.notes[0] == (
+        "empty cells and the missing-value markers (NULL) leave stored values unchanged"
+    )
+    assert not preview.warnings
+    _import(runtime, data, key="phone", missing_markers=("NULL",))
+    changes = db.scalars(select(AttributeChange).where(AttributeChange.source == "csv")).all()
+    assert [(c.name, c.old_value, c.new_value) for c in changes] == [("city", "Oslo", "Lisbon")]
+
+
+def test_b24_run_c_without_markers_the_preview_warns_about_null_text(runtime, db):
+    iris, _ = _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", missing_markers=(), dry_run=True)
+    [warning] = preview.warnings
+    assert "column 'name'" in warning and "row 2: 'NULL'" in warning
+    assert "look like a missing value" in warning
+    assert "no missing-value markers" in preview.notes[0]
+    _import(runtime, data, key="phone", missing_markers=())
+    db.expire_all()
+    assert db.get(Profile, iris).attributes["name"] == "NULL"
+
+
+def test_b24_run_d_the_preview_lists_the_cells_read_as_missing_per_column(runtime, db):
+    _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", dry_run=True)
+    assert "(NULL, N/A, #N/A, (null), #NULL!) leave stored values unchanged" in preview.notes[0]
+    assert preview.notes[1:] == [
+        "column 'name': 2 cell(s) read as missing (1 empty, 1 marker(s))",
+        "column 'city': 1 cell(s) read as missing (1 empty, 0 marker(s))",
+    ]
+    assert [c["missing"] for c in preview.columns] == [0, 2, 1]
+    assert not preview.warnings
+    cleared = _import(runtime, data, key="phone", dry_run=True, empty_clears=True)
+    assert "clear the stored value" in cleared.notes[0]
+
+
+def test_an_upload_can_declare_no_missing_markers_and_a_phone_region(runtime, inline, db):
+    from fastapi.testclient import TestClient
+
+    from lifecycle.api.app import create_app
+    from tests.support import ADMIN_AUTH
+
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    client = TestClient(create_app(runtime))
+    data = b"email,phone,first_name\nu1@example.com,020 7946 0958,NULL\n"
+    bad = client.post("/v1/imports?phone_region=Narnia", content=data, headers=ADMIN_AUTH)
+    assert bad.status_code in (400, 422) and "Narnia" in bad.text
+    response = client.post(
+        "/v1/imports?missing_markers=&phone_region=GB", content=data, headers=ADMIN_AUTH
+    )
+    assert response.status_code == 202, response.text
+    inline.drain()
+    profile = find_profile(db, "phone:+442079460958")
+    assert profile.attributes["first_name"] == "NULL"

@@ -35,6 +35,9 @@ async def upload(
     list_: Annotated[list[str] | None, Query(alias="list")] = None,
     tag: Annotated[list[str] | None, Query()] = None,
     phone_region: str | None = None,
+    missing_markers: Annotated[
+        str | None, Query(description="Comma-separated; empty for none (NULL is then text).")
+    ] = None,
 ) -> Any:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -54,6 +57,9 @@ async def upload(
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
         phone_region=phone_region,
+        missing_markers=None
+        if missing_markers is None
+        else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()

@@ -305,6 +305,13 @@ def import_file(
             " without a country column. Default: the settings' default_phone_region."
         ),
     ] = None,
+    missing_markers: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated words read as missing values (default: NULL,N/A,#N/A,"
+            "(null),#NULL!); '' for none, so NULL is text."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -344,6 +351,9 @@ def import_file(
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
         phone_region=phone_region,
+        missing_markers=None
+        if missing_markers is None
+        else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:
@@ -372,7 +382,13 @@ def import_file(
         f"delimiter {report.delimiter!r}, matching on {report.key}"
     )
     for column in report.columns:
-        console.print(f"  column {column['header']!r} -> {column['field']}", highlight=False)
+        missing = f" ({column['missing']} read as missing)" if column.get("missing") else ""
+        console.print(
+            f"  column {column['header']!r} -> {column['field']}{missing}", highlight=False
+        )
+    console.print(f"  {report.notes[0]}" if report.notes else "", highlight=False)
+    for warning in report.warnings:
+        console.print(f"  [yellow]warning: {warning}[/yellow]", highlight=False)
     console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
     for row in report.preview[:3] if dry_run else []:
         console.print(f"  row {row['line']} would store {row['traits']}", highlight=False)

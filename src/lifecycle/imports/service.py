@@ -88,6 +88,8 @@ class Report:
     preview: list[dict[str, Any]]
     status: str
     message: str = ""
+    notes: list[str] = field(default_factory=list)  # the rules the import read cells by
+    warnings: list[str] = field(default_factory=list)  # cells to look at before trusting it
 
 
 UNDECIDED = "(not mapped)"
@@ -133,19 +135,23 @@ def _call(
     options: ImportOptions,
     stamp: str,
     line_id: str,
+    rule: values.MissingRule,
+    stats: CellStats,
 ) -> dict[str, Any]:
     traits: dict[str, Any] = {}
     user_id = None
-    markers = options.missing_markers
     for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
             continue
-        missing = values.is_missing(text) if markers is None else values.is_missing(text, markers)
-        if missing:
+        kind = rule.classify(text)
+        if kind == "empty" or kind == "marker":
+            stats.count(column_key, kind)
             if options.empty_clears:
                 traits[name] = None
             continue
+        if kind == "looks-missing":
+            stats.looks_missing(line, column_key, text)
         if name == "id":
             user_id = text.strip()
             continue
@@ -229,7 +235,7 @@ def run(
         session.add(record)
     record.checksum = checksum
     record.status = "running"
-    record.options = {**options.__dict__, "missing_markers": list(options.missing_markers or [])}
+    record.options = _saved(options)
     record.encoding = f"{read.dialect.encoding} ({read.dialect.encoding_source})"
     record.delimiter = read.dialect.delimiter
     record.columns = [{"header": c.original, "field": fields[c.key]} for c in read.header]
@@ -309,12 +315,30 @@ def run(
     countries = tuple(
         k for f in ("country_code", "country") for k, name in fields.items() if name == f
     )
-    context = Context(fields, key, options, now.isoformat(), checksum[:24], opts, now, countries)
+    markers = values.DEFAULT_MARKERS if options.missing_markers is None else options.missing_markers
+    context = Context(
+        fields,
+        key,
+        options,
+        now.isoformat(),
+        checksum[:24],
+        opts,
+        now,
+        countries,
+        values.MissingRule(markers),
+    )
+    stats = CellStats()
     workers = options.workers
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
-    for prepared in _prepared(_chunks(read.records), context, workers):
+    for prepared, chunk_stats in _prepared(_chunks(read.records), context, workers):
+        stats.add(chunk_stats)
         store(prepared)
+    record.columns = [
+        {**column, "missing": sum(stats.missing.get(c.key, {}).values())}
+        for c, column in zip(read.header, record.columns, strict=True)
+    ]
+    notes, warnings = _missing_notes(read.header, stats, markers, options)
     imported = counts["created"] + counts["updated"] + counts["unchanged"]
     if counts["read"] and imported == 0:
         status, message = "failed", f"0 of {counts['read']} rows imported: see the rejected rows"
@@ -337,10 +361,45 @@ def run(
         preview=preview,
         status=status,
         message=message,
+        notes=notes,
+        warnings=warnings,
     )
     if savepoint is not None:
         savepoint.rollback()
     return report
+
+
+def _missing_notes(
+    header: list[Any], stats: CellStats, markers: tuple[str, ...], options: ImportOptions
+) -> tuple[list[str], list[str]]:
+    """The missing-value rule in words, the cells read as missing per column, and a warning
+    per column holding words that look like a missing value but are kept as text."""
+    effect = "clear the stored value" if options.empty_clears else "leave stored values unchanged"
+    shown = ", ".join(markers)
+    notes = [
+        f"empty cells and the missing-value markers ({shown}) {effect}"
+        if markers
+        else f"empty cells {effect}; no missing-value markers: NULL and the like are text"
+    ]
+    originals = {c.key: c.original for c in header}
+    for column, counts in stats.missing.items():
+        if not counts["empty"] and not counts["marker"]:
+            continue
+        notes.append(
+            f"column {originals[column]!r}: {counts['empty'] + counts['marker']} cell(s) read as"
+            f" missing ({counts['empty']} empty, {counts['marker']} marker(s))"
+        )
+    warnings = []
+    for column, n in stats.looking.items():
+        cells = [s for s in stats.samples if s[1] == column]
+        where = "; ".join(f"row {line}: {text!r}" for line, _, text in cells)
+        more = f" and {n - len(cells)} more" if n > len(cells) else ""
+        warnings.append(
+            f"column {originals[column]!r} holds {n} cell(s) that look like a missing value but"
+            f" are not among this import's markers, so are stored as text ({where}{more});"
+            " declare them markers to read them as missing"
+        )
+    return notes, warnings
 
 
 def _checksum(stream: BinaryIO) -> tuple[str, int]:
@@ -363,6 +422,34 @@ Read = tuple[str, int, str, Any]
 Prepared = tuple[Any, ...]
 
 
+@dataclass
+class CellStats:
+    """What the preview tells about missing values: per column, the cells read as missing
+    (empty, or a marker), and the cells kept as text that look like a missing value."""
+
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)  # column key -> kind -> n
+    looking: dict[str, int] = field(default_factory=dict)  # column key -> cells
+    samples: list[tuple[int, str, str]] = field(default_factory=list)  # (line, column, text)
+
+    def count(self, column: str, kind: str) -> None:
+        counts = self.missing.setdefault(column, {"empty": 0, "marker": 0})
+        counts[kind] += 1
+
+    def looks_missing(self, line: int, column: str, text: str) -> None:
+        self.looking[column] = self.looking.get(column, 0) + 1
+        if self.looking[column] <= 3:
+            self.samples.append((line, column, text))
+
+    def add(self, other: CellStats) -> None:
+        for column, counts in other.missing.items():
+            for kind, n in counts.items():
+                self.missing.setdefault(column, {"empty": 0, "marker": 0})[kind] += n
+        for column, n in other.looking.items():
+            room = max(0, 3 - self.looking.get(column, 0))
+            self.samples.extend([s for s in other.samples if s[1] == column][:room])
+            self.looking[column] = self.looking.get(column, 0) + n
+
+
 @dataclass(frozen=True)
 class Context:
     """What preparing a row needs; sent once to each worker process."""
@@ -375,6 +462,7 @@ class Context:
     ingest: IngestOptions
     now: datetime
     countries: tuple[str, ...] = ()  # column keys of the country code and name columns
+    rule: values.MissingRule = field(default_factory=values.MissingRule)
     by_region: dict[str, IngestOptions] = field(default_factory=dict, compare=False)
 
     def ingest_for(self, cells: dict[str, str], line: int) -> IngestOptions:
@@ -420,10 +508,11 @@ def _chunks(records: Iterator[Any]) -> Iterator[list[Read]]:
         yield chunk
 
 
-def prepare(chunk: list[Read], context: Context) -> list[Prepared]:
+def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellStats]:
     """Map and validate rows (pure: no database), in order: each becomes an identify call
-    parsed as the API parses it, or a rejection with its reason."""
+    parsed as the API parses it, or a rejection with its reason; and what the cells held."""
     out: list[Prepared] = []
+    stats = CellStats()
     key = context.key
     for kind, line, raw, cells in chunk:
         if kind == "error":
@@ -438,6 +527,8 @@ def prepare(chunk: list[Read], context: Context) -> list[Prepared]:
                 context.options,
                 context.stamp,
                 f"import:{context.checksum}:{line}",
+                context.rule,
+                stats,
             )
             ingest = context.ingest_for(cells, line)
         except Invalid as err:
@@ -449,7 +540,7 @@ def prepare(chunk: list[Read], context: Context) -> list[Prepared]:
             continue
         identity = str(body.get("userId") or body["traits"].get(key, "")).strip().casefold()
         out.append(("ok", line, raw, calls[0], identity))
-    return out
+    return out, stats
 
 
 _CONTEXT: Context | None = None
@@ -460,14 +551,14 @@ def _start_worker(context: Context) -> None:
     _CONTEXT = context
 
 
-def _prepare_in_worker(chunk: list[Read]) -> list[Prepared]:
+def _prepare_in_worker(chunk: list[Read]) -> tuple[list[Prepared], CellStats]:
     assert _CONTEXT is not None
     return prepare(chunk, _CONTEXT)
 
 
 def _prepared(
     chunks: Iterator[list[Read]], context: Context, workers: int
-) -> Iterator[list[Prepared]]:
+) -> Iterator[tuple[list[Prepared], CellStats]]:
     """The chunks prepared, in file order: in this process, or by ``workers`` processes
     working ahead of the caller (at most two chunks each in flight: memory stays flat)."""
     if workers <= 1:
@@ -483,7 +574,7 @@ def _prepared(
         initargs=(context,),
     )
     try:
-        pending: deque[Future[list[Prepared]]] = deque()
+        pending: deque[Future[tuple[list[Prepared], CellStats]]] = deque()
         for chunk in chunks:
             with _main_hidden():
                 pending.append(pool.submit(_prepare_in_worker, chunk))
@@ -537,7 +628,7 @@ def queue(
         filename=filename,
         checksum=hashlib.sha256(data).hexdigest(),
         status="queued",
-        options={**options.__dict__, "missing_markers": list(options.missing_markers or [])},
+        options=_saved(options),
         data=data,
         counts={},
         created_at=now,
@@ -555,7 +646,13 @@ def options_of(record: Import) -> ImportOptions:
     for name in ("lists", "tags", "date_fields"):
         if saved.get(name) is not None:
             saved[name] = tuple(saved[name])
-    return ImportOptions(**saved, missing_markers=tuple(markers) if markers else None)
+    # None: the default markers; [] (none on purpose) stays none.
+    return ImportOptions(**saved, missing_markers=None if markers is None else tuple(markers))
+
+
+def _saved(options: ImportOptions) -> dict[str, Any]:
+    markers = options.missing_markers
+    return {**options.__dict__, "missing_markers": None if markers is None else list(markers)}
 
 
 def status(session: Session, import_id: int) -> dict[str, Any]:
