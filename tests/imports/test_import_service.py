@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from lifecycle import clock
@@ -11,6 +12,16 @@ from lifecycle.profiles.models import Identity, Merge, Profile
 from lifecycle.profiles.service import find_profile
 from tests.cases.harness import case_dir
 from tests.support import at
+
+
+@pytest.fixture(autouse=True, params=["general", "set-wise"])
+def new_people_path(request, monkeypatch):
+    """Every import test runs twice: with new people created by the general path (as for
+    small batches) and by the set-wise one (as for big files), which must agree."""
+    from lifecycle.events import service
+
+    monkeypatch.setattr(service, "NEW_PEOPLE_MIN", 10**9 if request.param == "general" else 1)
+    return request.param
 
 
 def _import(runtime, data: bytes, **options):
@@ -360,3 +371,240 @@ def test_a_list_and_a_tag_are_added_to_everyone_imported_once(runtime, db):
     assert t1["lists"] == ["news", "spring-sale"] and t1["tags"] == ["vip"]
     t3 = find_profile(db, "email:t3@example.com").attributes
     assert t3["lists"] == ["spring-sale"]
+
+
+def test_new_people_get_their_identities_and_history_on_either_path(runtime, db):
+    from lifecycle.profiles.models import AttributeChange
+
+    report = _import(
+        runtime,
+        b"email,phone,first_name,city\nh1@example.com,+1 201 555 0177,Hal,\nh2@example.com,,Ida,Oslo\n",
+        tags=("vip",),
+    )
+    assert report.counts["created"] == 2
+    hal = find_profile(db, "email:h1@example.com")
+    assert find_profile(db, "phone:+12015550177").id == hal.id
+    assert hal.attributes == {
+        "email": "h1@example.com",
+        "phone": "+1 201 555 0177",
+        "first_name": "Hal",
+        "tags": ["vip"],
+    }
+    assert set(hal.attribute_times) == set(hal.attributes)
+    history = db.execute(
+        select(
+            AttributeChange.name,
+            AttributeChange.old_value,
+            AttributeChange.new_value,
+            AttributeChange.source,
+            AttributeChange.via,
+        )
+        .where(AttributeChange.profile_id == hal.id)
+        .order_by(AttributeChange.id)
+    ).all()
+    from lifecycle.events.models import Event
+
+    [event] = db.scalars(select(Event).where(Event.profile_id == hal.id)).all()
+    assert (event.type, event.name, event.properties, event.context, event.source) == (
+        "identify",
+        None,
+        {},
+        {},
+        "csv",
+    )
+    assert event.dedupe_key.startswith("csv:import:") and event.dedupe_key.endswith(":2")
+    assert event.evaluated_at is not None and not event.backfill
+    assert event.via == "email:h1@example.com"
+    assert history == [
+        ("email", None, "h1@example.com", "csv", "email:h1@example.com"),
+        ("phone", None, "+1 201 555 0177", "csv", "email:h1@example.com"),
+        ("first_name", None, "Hal", "csv", "email:h1@example.com"),
+        ("tags", None, ["vip"], "csv", "email:h1@example.com"),
+    ]
+
+
+def test_a_race_for_an_identifier_sends_new_people_the_general_way(runtime, db, monkeypatch):
+    from lifecycle.profiles import repository
+
+    monkeypatch.setattr(repository, "insert_people", lambda *a, **k: None)
+    report = _import(runtime, b"email,first_name\nr1@example.com,Rae\nr2@example.com,Rex\n")
+    assert report.counts["created"] == 2 and report.counts["rejected"] == 0
+    assert find_profile(db, "email:r2@example.com").attributes["first_name"] == "Rex"
+
+
+def test_rows_prepared_in_worker_processes_give_the_same_result(
+    runtime, db, new_people_path, monkeypatch
+):
+    from lifecycle.imports import service
+
+    if new_people_path == "general":
+        pytest.skip("one run is enough: the processes only prepare rows")
+    monkeypatch.setattr(service, "BATCH", 7)  # several chunks in flight, kept in file order
+    rows = "".join(f"w{i}@example.com,Wen{i},0{i:04d}\n" for i in range(30))
+    data = ("email,first_name,zip\n" + rows + "not-an-email,Bad,1\nw3@example.com,Wes,\n").encode()
+    report = _import(runtime, data, workers=2)
+    assert report.counts == {
+        "read": 32,
+        "created": 30,
+        "updated": 1,
+        "unchanged": 0,
+        "rejected": 1,
+        "repeated_in_file": 1,
+    }
+    assert report.rejections[0]["line"] == 32 and "not-an-email" in report.rejections[0]["reason"]
+    assert find_profile(db, "email:w3@example.com").attributes["first_name"] == "Wes"
+    assert find_profile(db, "email:w7@example.com").attributes["postal_code"] == "00007"
+
+
+def test_b9_national_phones_are_read_in_the_region_of_the_rows_country(runtime, db):
+    _import(runtime, (case_dir("B9") / "input.csv").read_bytes(), unknown_columns="keep")
+    kim = find_profile(db, "phone:+445550100123")
+    assert kim.id == find_profile(db, "email:kim@example.com").id
+    assert kim.attributes["phone"] == "0555 0100 123"  # the text as written, beside it
+    assert (
+        db.scalar(
+            select(Identity.display).where(
+                Identity.kind == "phone", Identity.value == "+445550100123"
+            )
+        )
+        == "0555 0100 123"
+    )
+    lou = find_profile(db, "phone:+12015550142")
+    assert lou.id == find_profile(db, "email:lou@example.com").id
+
+
+def test_country_names_codes_and_the_phone_region_option(runtime, db):
+    data = (
+        b"email,phone,Country\n"
+        b"g1@example.com,020 7946 0958,United Kingdom\n"
+        b"g2@example.com,030 901820,Deutschland\n"
+        b"g3@example.com,0612345678,nld\n"
+        b"g4@example.com,(415) 555-0100,\n"
+    )
+    report = _import(runtime, data, phone_region="FR")
+    assert report.counts["created"] == 4, report.rejections
+    for who, number in (
+        ("g1", "+442079460958"),
+        ("g2", "+4930901820"),
+        ("g3", "+31612345678"),
+    ):
+        assert (
+            find_profile(db, f"phone:{number}").id
+            == find_profile(db, f"email:{who}@example.com").id
+        )
+    # No country in the row: the import's region (FR), where (415) 555-0100 is no number.
+    assert not db.scalar(select(Identity.id).where(Identity.value.like("%4155550100")))
+    report = _import(runtime, b"email,phone\nf1@example.com,01 23 45 67 89\n", phone_region="fr")
+    assert find_profile(db, "phone:+33123456789").id == find_profile(db, "email:f1@example.com").id
+
+
+def test_a_country_that_names_no_country_rejects_a_national_phone_only(runtime, db):
+    data = (
+        b"email,phone,country\n"
+        b"a1@example.com,020 7946 0958,Atlantis\n"
+        b"a2@example.com,+44 20 7946 0959,Atlantis\n"
+    )
+    report = _import(runtime, data)
+    assert (report.counts["created"], report.counts["rejected"]) == (1, 1)
+    [rejection] = report.rejections
+    assert rejection["line"] == 2
+    assert "column country" in rejection["reason"] and "'Atlantis'" in rejection["reason"]
+    assert find_profile(db, "email:a2@example.com").attributes["country"] == "Atlantis"
+
+
+def test_an_unknown_phone_region_option_is_refused(runtime):
+    from lifecycle.errors import Invalid
+
+    with pytest.raises(Invalid, match="Narnia") as err:
+        _import(runtime, b"email\nx@example.com\n", phone_region="Narnia")
+    assert err.value.field == "phone_region"
+
+
+def test_cli_import_on_sqlite_with_a_phone_region(sqlite_runtime, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from lifecycle.cli.main import app
+    from lifecycle.config import get_settings
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("LIFECYCLE_DATABASE_URL", sqlite_runtime.settings.database_url)
+    get_settings.cache_clear()
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"email,phone,first_name\ns1@example.com,020 7946 0958,NULL\n")
+    try:
+        runner = CliRunner()
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "GB", "--dry-run"])
+        assert out.exit_code == 0, out.output
+        assert "created 1" in out.output
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "GB"])
+        assert out.exit_code == 0, out.output
+        with sqlite_runtime.session() as session:
+            profile = find_profile(session, "phone:+442079460958")
+            assert profile.attributes == {"email": "s1@example.com", "phone": "020 7946 0958"}
+        out = runner.invoke(app, ["import", str(path), "--phone-region", "Narnia"])
+        assert out.exit_code == 1 and "Narnia" in out.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_b24_run_a_declared_marker_one_change_and_the_rule_in_the_preview(runtime, db):
+    from lifecycle.profiles.models import AttributeChange
+
+    _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", missing_markers=("NULL",), dry_run=True)
+    assert preview.notes[0] == (
+        "empty cells and the missing-value markers (NULL) leave stored values unchanged"
+    )
+    assert not preview.warnings
+    _import(runtime, data, key="phone", missing_markers=("NULL",))
+    changes = db.scalars(select(AttributeChange).where(AttributeChange.source == "csv")).all()
+    assert [(c.name, c.old_value, c.new_value) for c in changes] == [("city", "Oslo", "Lisbon")]
+
+
+def test_b24_run_c_without_markers_the_preview_warns_about_null_text(runtime, db):
+    iris, _ = _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", missing_markers=(), dry_run=True)
+    [warning] = preview.warnings
+    assert "column 'name'" in warning and "row 2: 'NULL'" in warning
+    assert "look like a missing value" in warning
+    assert "no missing-value markers" in preview.notes[0]
+    _import(runtime, data, key="phone", missing_markers=())
+    db.expire_all()
+    assert db.get(Profile, iris).attributes["name"] == "NULL"
+
+
+def test_b24_run_d_the_preview_lists_the_cells_read_as_missing_per_column(runtime, db):
+    _b24_people(runtime)
+    data = (case_dir("B24") / "update.csv").read_bytes()
+    preview = _import(runtime, data, key="phone", dry_run=True)
+    assert "(NULL, N/A, #N/A, (null), #NULL!) leave stored values unchanged" in preview.notes[0]
+    assert preview.notes[1:] == [
+        "column 'name': 2 cell(s) read as missing (1 empty, 1 marker(s))",
+        "column 'city': 1 cell(s) read as missing (1 empty, 0 marker(s))",
+    ]
+    assert [c["missing"] for c in preview.columns] == [0, 2, 1]
+    assert not preview.warnings
+    cleared = _import(runtime, data, key="phone", dry_run=True, empty_clears=True)
+    assert "clear the stored value" in cleared.notes[0]
+
+
+def test_an_upload_can_declare_no_missing_markers_and_a_phone_region(runtime, inline, db):
+    from fastapi.testclient import TestClient
+
+    from lifecycle.api.app import create_app
+    from tests.support import ADMIN_AUTH
+
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    client = TestClient(create_app(runtime))
+    data = b"email,phone,first_name\nu1@example.com,020 7946 0958,NULL\n"
+    bad = client.post("/v1/imports?phone_region=Narnia", content=data, headers=ADMIN_AUTH)
+    assert bad.status_code in (400, 422) and "Narnia" in bad.text
+    response = client.post(
+        "/v1/imports?missing_markers=&phone_region=GB", content=data, headers=ADMIN_AUTH
+    )
+    assert response.status_code == 202, response.text
+    inline.drain()
+    profile = find_profile(db, "phone:+442079460958")
+    assert profile.attributes["first_name"] == "NULL"

@@ -34,6 +34,10 @@ async def upload(
     map_: Annotated[list[str] | None, Query(alias="map")] = None,
     list_: Annotated[list[str] | None, Query(alias="list")] = None,
     tag: Annotated[list[str] | None, Query()] = None,
+    phone_region: str | None = None,
+    missing_markers: Annotated[
+        str | None, Query(description="Comma-separated; empty for none (NULL is then text).")
+    ] = None,
 ) -> Any:
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -52,6 +56,10 @@ async def upload(
         unknown_columns=unknown_columns,
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
+        phone_region=phone_region,
+        missing_markers=None
+        if missing_markers is None
+        else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()

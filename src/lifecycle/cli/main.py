@@ -302,6 +302,20 @@ def import_file(
         list[str] | None, typer.Option("--list", help="Add everyone imported to this list.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag everyone imported.")] = None,
+    phone_region: Annotated[
+        str | None,
+        typer.Option(
+            help="Country (code or name) of phone numbers written without one, for rows"
+            " without a country column. Default: the settings' default_phone_region."
+        ),
+    ] = None,
+    missing_markers: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated words read as missing values (default: NULL,N/A,#N/A,"
+            "(null),#NULL!); '' for none, so NULL is text."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Preview and count; write nothing.")] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -340,6 +354,10 @@ def import_file(
         unknown_columns=unknown_columns,
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
+        phone_region=phone_region,
+        missing_markers=None
+        if missing_markers is None
+        else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:
@@ -368,7 +386,13 @@ def import_file(
         f"delimiter {report.delimiter!r}, matching on {report.key}"
     )
     for column in report.columns:
-        console.print(f"  column {column['header']!r} -> {column['field']}", highlight=False)
+        missing = f" ({column['missing']} read as missing)" if column.get("missing") else ""
+        console.print(
+            f"  column {column['header']!r} -> {column['field']}{missing}", highlight=False
+        )
+    console.print(f"  {report.notes[0]}" if report.notes else "", highlight=False)
+    for warning in report.warnings:
+        console.print(f"  [yellow]warning: {warning}[/yellow]", highlight=False)
     console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
     for row in report.preview[:3] if dry_run else []:
         console.print(f"  row {row['line']} would store {row['traits']}", highlight=False)

@@ -120,6 +120,45 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
         cursor.close()
 
 
+def insert_new_plain(
+    session: Session,
+    rows: list[tuple[int, str, datetime, str | None]],
+    *,
+    kind: str,
+    source: str,
+    now: datetime,
+) -> dict[str, int]:
+    """PostgreSQL: as :func:`insert_new` for calls with no name, properties or context,
+    not backfilled (an import's identifies), given as (profile_id, dedupe_key, occurred_at,
+    via): a narrower COPY, the constant columns filled in SQL. Evaluated at ``now``: only
+    track calls can start journeys."""
+    if not rows:
+        return {}
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS plain_events_incoming (profile_id bigint,"
+            " dedupe_key text, occurred_at timestamptz, via text) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(
+            "COPY plain_events_incoming (profile_id, dedupe_key, occurred_at, via) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO events ({', '.join(COLUMNS)})"
+            " SELECT profile_id, %(kind)s, NULL, '{}', '{}', occurred_at, %(now)s, %(source)s,"
+            " dedupe_key, false, %(now)s, via FROM plain_events_incoming"
+            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id",
+            {"kind": kind, "now": now, "source": source},
+        )
+        inserted = dict(cursor.fetchall())
+        cursor.execute("TRUNCATE plain_events_incoming")
+        return inserted
+    finally:
+        cursor.close()
+
+
 def unevaluated(
     session: Session, *, now: datetime, older_than: timedelta, limit: int = 5000
 ) -> list[int]:

@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lifecycle import jobs
+from lifecycle.db import is_postgres
 from lifecycle.errors import Invalid
 from lifecycle.events import repository
 from lifecycle.events.calls import Call, parse_call
 from lifecycle.profiles import service as profiles
 from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
-from lifecycle.profiles.resolution import resolve_many
+from lifecycle.profiles.resolution import create_people, new_people, resolve_many
 from lifecycle.profiles.traits import TraitUpdate, apply_traits
 
 
@@ -42,6 +43,9 @@ class IngestOptions:
     # Items added to list attributes of everyone written (e.g. an import's list or tag).
     add_to_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
     empty_clears: bool = True  # an empty string clears the attribute (else: ignored)
+    # PostgreSQL: identify calls that name only people nobody knows yet are created
+    # set-wise (see _store_new_people); a bulk import's fast path.
+    new_people_set_wise: bool = False
 
 
 @dataclass
@@ -149,6 +153,22 @@ def ingest(
     field_prefix: str = "",
 ) -> list[ItemResult]:
     """Store ``items`` (Segment calls); returns one result per item, in order."""
+    results, calls = parse_items(
+        items, now=now, options=options, call_type=call_type, field_prefix=field_prefix
+    )
+    return _store(session, calls, results, now=now, options=options)
+
+
+def parse_items(
+    items: list[Any],
+    *,
+    now: datetime,
+    options: IngestOptions,
+    call_type: str | None = None,
+    field_prefix: str = "",
+) -> tuple[list[ItemResult], dict[int, Call]]:
+    """Validate ``items`` (pure: no database, so it can run in another process): one result
+    per item (rejected ones final) and the parsed calls by index."""
     results = [ItemResult(index=i, status="accepted") for i in range(len(items))]
     calls: dict[int, Call] = {}
     for i, raw in enumerate(items):
@@ -171,7 +191,29 @@ def ingest(
         results[i].message_id = call.message_id
         results[i].warnings.extend(call.warnings)
         calls[i] = call
+    return results, calls
 
+
+def ingest_parsed(
+    session: Session, calls: list[Call], *, now: datetime, options: IngestOptions
+) -> list[ItemResult]:
+    """Store calls already validated by :func:`parse_items` (e.g. in an import's worker
+    processes); the same storing as :func:`ingest`, one result per call, in order."""
+    results = [
+        ItemResult(index=i, status="accepted", message_id=c.message_id, warnings=list(c.warnings))
+        for i, c in enumerate(calls)
+    ]
+    return _store(session, dict(enumerate(calls)), results, now=now, options=options)
+
+
+def _store(
+    session: Session,
+    calls: dict[int, Call],
+    results: list[ItemResult],
+    *,
+    now: datetime,
+    options: IngestOptions,
+) -> list[ItemResult]:
     keys = {i: f"{options.source}:{c.message_id}" for i, c in calls.items()}
     existing = repository.existing(session, sorted(set(keys.values())))
     first_seen: set[str] = set()
@@ -183,6 +225,8 @@ def ingest(
             del calls[i]
         else:
             first_seen.add(key)
+    if options.new_people_set_wise and len(calls) >= NEW_PEOPLE_MIN and is_postgres(session):
+        _store_new_people(session, calls, keys, results, now=now, options=options)
     if not calls:
         return results
 
@@ -216,14 +260,7 @@ def ingest(
     if options.existing == "skip":
         with_traits = [i for i in with_traits if results[i].created]
     updates = [
-        TraitUpdate(
-            profile_of[i],
-            _empties(calls[i].traits, clear=options.empty_clears),
-            calls[i].occurred_at,
-            calls[i].via,
-            fill_only=options.existing == "fill_empty" and not results[i].created,
-            add={name: list(items) for name, items in options.add_to_lists} or None,
-        )
+        _trait_update(calls[i], profile_of[i], created=results[i].created, options=options)
         for i in with_traits
     ]
     applied = apply_traits(session, updates, source=options.source, now=now)
@@ -232,24 +269,7 @@ def ingest(
     for index in applied.changed:
         results[with_traits[index]].changed = True
 
-    rows = [
-        {
-            "profile_id": profile_of[i],
-            "type": calls[i].type,
-            "name": calls[i].name,
-            "properties": calls[i].properties,
-            "context": calls[i].context,
-            "occurred_at": calls[i].occurred_at,
-            "received_at": now,
-            "source": options.source,
-            "dedupe_key": keys[i],
-            "backfill": calls[i].backfill,
-            # Only track calls can start or move journeys; the rest need no evaluation.
-            "evaluated_at": None if calls[i].name else now,
-            "via": calls[i].via,
-        }
-        for i in order
-    ]
+    rows = [_event_row(calls[i], profile_of[i], keys[i], now, options) for i in order]
     inserted = repository.insert_new(session, rows)
     to_evaluate: list[int] = []
     for i in order:
@@ -263,6 +283,109 @@ def ingest(
     if to_evaluate:
         jobs.enqueue(session, "events.evaluate", event_ids=to_evaluate)
     return results
+
+
+NEW_PEOPLE_MIN = 50  # below this, the set-wise path's set-up costs more than it saves
+
+
+def _trait_update(
+    call: Call, profile_id: int, *, created: bool, options: IngestOptions
+) -> TraitUpdate:
+    return TraitUpdate(
+        profile_id,
+        _empties(call.traits, clear=options.empty_clears),
+        call.occurred_at,
+        call.via,
+        fill_only=options.existing == "fill_empty" and not created,
+        add={name: list(items) for name, items in options.add_to_lists} or None,
+    )
+
+
+def _store_new_people(
+    session: Session,
+    calls: dict[int, Call],
+    keys: dict[int, str],
+    results: list[ItemResult],
+    *,
+    now: datetime,
+    options: IngestOptions,
+) -> None:
+    """Identify calls naming only people nobody knows yet (``new_people``: resolution
+    would give each a new profile holding all its identifiers, with nothing to match,
+    merge or flag, and its traits on an empty profile) are stored set-wise: profiles,
+    identities, attribute history and events in a few statements. They leave ``calls``;
+    the rest take the general way. Should another transaction take one of their
+    identifiers meanwhile, the savepoint is rolled back and they all take the general way."""
+    order = sorted(calls)
+    fresh = new_people(session, [calls[i].identifiers for i in order], limits=options.limits)
+    chosen = [i for i, ok in zip(order, fresh, strict=True) if ok and calls[i].type == "identify"]
+    if not chosen:
+        return
+    savepoint = session.begin_nested()
+    made = create_people(
+        session,
+        [
+            (calls[i].identifiers, _trait_update(calls[i], 0, created=True, options=options))
+            for i in chosen
+        ],
+        source=options.source,
+        now=now,
+    )
+    inserted: dict[str, int] = {}
+    if made is not None:
+        plain = all(
+            not (calls[i].name or calls[i].properties or calls[i].context or calls[i].backfill)
+            for i in chosen
+        )
+        inserted = (
+            repository.insert_new_plain(
+                session,
+                [
+                    (made[n][0], keys[i], calls[i].occurred_at, calls[i].via)
+                    for n, i in enumerate(chosen)
+                ],
+                kind="identify",
+                source=options.source,
+                now=now,
+            )
+            if plain
+            else repository.insert_new(
+                session,
+                [
+                    _event_row(calls[i], made[n][0], keys[i], now, options)
+                    for n, i in enumerate(chosen)
+                ],
+            )
+        )
+    if made is None or len(inserted) != len(chosen):
+        savepoint.rollback()  # raced with another writer: the general way sorts it out
+        return
+    savepoint.commit()
+    for (profile_id, changed), i in zip(made, chosen, strict=True):
+        result = results[i]
+        result.profile_id, result.created, result.changed = profile_id, True, changed
+        result.event_id = inserted[keys[i]]
+        del calls[i]
+
+
+def _event_row(
+    call: Call, profile_id: int, key: str, now: datetime, options: IngestOptions
+) -> dict[str, Any]:
+    return {
+        "profile_id": profile_id,
+        "type": call.type,
+        "name": call.name,
+        "properties": call.properties,
+        "context": call.context,
+        "occurred_at": call.occurred_at,
+        "received_at": now,
+        "source": options.source,
+        "dedupe_key": key,
+        "backfill": call.backfill,
+        # Only track calls can start or move journeys; the rest need no evaluation.
+        "evaluated_at": None if call.name else now,
+        "via": call.via,
+    }
 
 
 def unevaluated(

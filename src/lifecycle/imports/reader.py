@@ -563,7 +563,12 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
                 yield RowError(line, reason, _show(raw))
                 continue
             pairs = list(zip(header, cells, strict=True))
-            bad = [col.original for col, c in pairs if _SURROGATE.search(c)]
+            # Undecodable bytes are rare: look at the cells only when the record has some.
+            bad = (
+                [col.original for col, c in pairs if _SURROGATE.search(c)]
+                if _SURROGATE.search(raw)
+                else []
+            )
             if bad:
                 names = ", ".join(repr(b) for b in bad)
                 yield RowError(

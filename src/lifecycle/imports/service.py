@@ -1,17 +1,31 @@
 """Importing a CSV file of customers: read once, map, resolve through the identity layer.
 
-Each row becomes an identify call and goes through :func:`lifecycle.events.service.ingest`
-(the same normalisation, matching and history as the API), keyed by the file's checksum
-and the row's line, so re-running a file changes nothing and an interrupted import
-resumes where it stopped. Every rejected row is kept with its line, text and reason.
+Each row becomes an identify call, validated by :func:`lifecycle.events.service.parse_items`
+and stored by :func:`lifecycle.events.service.ingest_parsed` (the same normalisation,
+matching and history as the API), keyed by the file's checksum and the row's line, so
+re-running a file changes nothing and an interrupted import resumes where it stopped.
+Every rejected row is kept with its line, text and reason.
+
+Speed: a big file's rows are mapped and validated (the costly, pure part) in worker
+processes, a batch ahead of the main process, which only writes; batches of new people
+are written set-wise (``IngestOptions.new_people_set_wise``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import gc
 import hashlib
 import io
-from collections.abc import Callable
+import multiprocessing
+import os
+import sys
+import types
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -21,15 +35,18 @@ from sqlalchemy.orm import Session
 
 from lifecycle import jobs
 from lifecycle.errors import Invalid, NotFound
-from lifecycle.events.service import IngestOptions, ingest
+from lifecycle.events.calls import Call
+from lifecycle.events.service import IngestOptions, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection
+from lifecycle.profiles.identifiers import Identifier, is_national_phone, phone_region
 
 KEYS = ("email", "phone", "id")
 CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
 YES = frozenset({"yes", "y", "true", "1", "subscribed", "opted in", "opt-in", "x"})
 NO = frozenset({"no", "n", "false", "0", "unsubscribed", "opted out", "opt-out", "not subscribed"})
-BATCH = 1000
+BATCH = 5000  # rows per unit of work: one task for a worker process, one write
+PARALLEL_MIN_BYTES = 2 << 20  # smaller files are prepared in the main process
 
 
 @dataclass
@@ -51,6 +68,12 @@ class ImportOptions:
     date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
     excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
     year_required: bool = False  # reject dates without a year (15/05) instead of month-day
+    # Processes that map and validate rows while the main one writes (0: the main process
+    # does it); None: one for files over PARALLEL_MIN_BYTES on a machine of 2+ cores.
+    workers: int | None = None
+    # Region for phone numbers written without their country (0555 0100 123), unless the
+    # row has a country column; default: the settings' default_phone_region.
+    phone_region: str | None = None
 
 
 @dataclass
@@ -66,6 +89,8 @@ class Report:
     preview: list[dict[str, Any]]
     status: str
     message: str = ""
+    notes: list[str] = field(default_factory=list)  # the rules the import read cells by
+    warnings: list[str] = field(default_factory=list)  # cells to look at before trusting it
 
 
 UNDECIDED = "(not mapped)"
@@ -104,41 +129,49 @@ def _date_text(text: str, name: str, options: ImportOptions, line: int) -> str:
 
 
 def _call(
-    row: Any, fields: dict[str, str], key: str, options: ImportOptions, stamp: str, line_id: str
+    line: int,
+    cells: dict[str, str],
+    fields: dict[str, str],
+    key: str,
+    options: ImportOptions,
+    stamp: str,
+    line_id: str,
+    rule: values.MissingRule,
+    stats: CellStats,
 ) -> dict[str, Any]:
     traits: dict[str, Any] = {}
     user_id = None
-    markers = options.missing_markers
-    for column_key, text in row.cells.items():
+    for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
             continue
-        missing = values.is_missing(text) if markers is None else values.is_missing(text, markers)
-        if missing:
+        kind = rule.classify(text)
+        if kind == "empty" or kind == "marker":
+            stats.count(column_key, kind)
             if options.empty_clears:
                 traits[name] = None
             continue
+        if kind == "looks-missing":
+            stats.looks_missing(line, column_key, text)
         if name == "id":
             user_id = text.strip()
             continue
         if _is_date_field(name, options):
-            traits[name] = _date_text(text, name, options, row.line)
+            traits[name] = _date_text(text, name, options, line)
             continue
         if name in CONSENT:
             # Consent is a yes or a no; anything else is a question for a person.
             answer = text.strip().casefold()
             if answer not in YES | NO:
-                raise Invalid(
-                    f"column {name}: {text!r} is neither yes nor no", field=f"row {row.line}"
-                )
+                raise Invalid(f"column {name}: {text!r} is neither yes nor no", field=f"row {line}")
             traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
             traits[name] = answer in YES
             continue
         traits[name] = text
     if key == "id" and user_id is None:
-        raise Invalid("the key column (id) is empty", field=f"row {row.line}")
+        raise Invalid("the key column (id) is empty", field=f"row {line}")
     if key in ("email", "phone") and not traits.get(key):
-        raise Invalid(f"the key column ({key}) is empty", field=f"row {row.line}")
+        raise Invalid(f"the key column ({key}) is empty", field=f"row {line}")
     call: dict[str, Any] = {
         "type": "identify",
         "traits": traits,
@@ -170,7 +203,7 @@ def run(
     try:
         # Streaming: constant memory whatever the file's size.
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
-        checksum = _checksum(stream)
+        checksum, size = _checksum(stream)
         read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
     except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
         raise Invalid(f"{filename}: {err}", field="file") from None
@@ -203,7 +236,7 @@ def run(
         session.add(record)
     record.checksum = checksum
     record.status = "running"
-    record.options = {**options.__dict__, "missing_markers": list(options.missing_markers or [])}
+    record.options = _saved(options)
     record.encoding = f"{read.dialect.encoding} ({read.dialect.encoding_source})"
     record.delimiter = read.dialect.delimiter
     record.columns = [{"header": c.original, "field": fields[c.key]} for c in read.header]
@@ -216,13 +249,21 @@ def run(
     preview: list[dict[str, Any]] = []
     if options.existing not in ("update", "fill_empty", "skip"):
         raise Invalid("must be update, fill_empty or skip", field="existing")
+    region = ingest_options.default_region
+    if options.phone_region:
+        try:
+            region = phone_region(options.phone_region)
+        except ValueError as err:
+            raise Invalid(str(err), field="phone_region") from None
     opts = IngestOptions(
         **{
             **ingest_options.__dict__,
+            "default_region": region,
             "source": "csv",
             "empty_clears": options.empty_clears,
             "require_user_or_anonymous": False,
             "existing": options.existing,
+            "new_people_set_wise": True,
             "add_to_lists": tuple(
                 (name, tuple(items))
                 for name, items in (("lists", options.lists), ("tags", options.tags))
@@ -230,7 +271,6 @@ def run(
             ),
         }
     )
-    stamp = now.isoformat()
     seen_keys: set[int] = set()
     created: set[int] = set()
 
@@ -240,13 +280,25 @@ def run(
             rejections.append({"line": line, "raw": raw, "reason": reason})
         session.add(ImportRejection(import_id=record.id, line=line, raw=raw, reason=reason))
 
-    batch: list[tuple[Any, dict[str, Any]]] = []
-
-    def flush() -> None:
-        results = ingest(session, [c for _, c in batch], now=now, options=opts)
-        for (row, call), result in zip(batch, results, strict=True):
+    def store(prepared: list[Prepared]) -> None:
+        batch: list[tuple[int, str, Call]] = []
+        for item in prepared:
+            counts["read"] += 1
+            if item[0] == "rejected":
+                reject(item[1], item[2], item[3])
+                continue
+            _, line, raw, packed, identity = item
+            call = _unpack(packed, now)
+            key_hash = hash(identity)
+            if key_hash in seen_keys:
+                counts["repeated_in_file"] += 1
+            seen_keys.add(key_hash)
+            batch.append((line, raw, call))
+        results = ingest_parsed(session, [c for _, _, c in batch], now=now, options=opts)
+        created.clear()  # a person made by an earlier batch is found, not made, by a later one
+        for (line, raw, call), result in zip(batch, results, strict=True):
             if result.status == "rejected":
-                reject(row.line, row.raw, f"{result.field}: {result.error}")
+                reject(line, raw, f"{result.field}: {result.error}")
             elif result.created and result.profile_id not in created:
                 created.add(result.profile_id)  # a person twice in one batch is made once
                 counts["created"] += 1
@@ -255,34 +307,44 @@ def run(
             else:
                 counts["updated"] += 1
             if len(preview) < 10 and result.status != "rejected":
-                preview.append(
-                    {"line": row.line, "traits": call["traits"], "warnings": result.warnings}
-                )
+                preview.append({"line": line, "traits": call.traits, "warnings": result.warnings})
         record.rows_done = counts["read"]
         record.counts = dict(counts)
-        batch.clear()
         if on_batch is not None and not options.dry_run:
             on_batch(record)
 
-    for row in read.records:
-        counts["read"] += 1
-        if isinstance(row, reader.RowError):
-            reject(row.line, row.raw, row.reason)
-            continue
-        try:
-            call = _call(row, fields, key, options, stamp, f"import:{checksum[:24]}:{row.line}")
-        except Invalid as err:
-            reject(row.line, row.raw, err.message)
-            continue
-        identity = hash(str(call.get("userId") or call["traits"].get(key, "")).strip().casefold())
-        if identity in seen_keys:
-            counts["repeated_in_file"] += 1
-        seen_keys.add(identity)
-        batch.append((row, call))
-        if len(batch) >= BATCH:
-            flush()
-    if batch:
-        flush()
+    # A row's country (a code or a name) gives the region of its national phone numbers.
+    countries = tuple(
+        k for f in ("country_code", "country") for k, name in fields.items() if name == f
+    )
+    markers = values.DEFAULT_MARKERS if options.missing_markers is None else options.missing_markers
+    context = Context(
+        fields,
+        key,
+        options,
+        now.isoformat(),
+        checksum[:24],
+        opts,
+        now,
+        countries,
+        values.MissingRule(markers),
+    )
+    stats = CellStats()
+    workers = options.workers
+    if workers is None:
+        # One process keeps ahead of the writer (it prepares a row in about half the time
+        # the main process and PostgreSQL take to store it); more only compete for cores.
+        workers = 1 if size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 else 0
+    with _young_collections_only():
+        for prepared, chunk_stats in _prepared(_chunks(read.records), context, workers):
+            stats.add(chunk_stats)
+            store(prepared)
+            gc.collect(1)
+    record.columns = [
+        {**column, "missing": sum(stats.missing.get(c.key, {}).values())}
+        for c, column in zip(read.header, record.columns, strict=True)
+    ]
+    notes, warnings = _missing_notes(read.header, stats, markers, options)
     imported = counts["created"] + counts["updated"] + counts["unchanged"]
     if counts["read"] and imported == 0:
         status, message = "failed", f"0 of {counts['read']} rows imported: see the rejected rows"
@@ -305,19 +367,290 @@ def run(
         preview=preview,
         status=status,
         message=message,
+        notes=notes,
+        warnings=warnings,
     )
     if savepoint is not None:
         savepoint.rollback()
     return report
 
 
-def _checksum(stream: BinaryIO) -> str:
+@contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """Python's automatic collections repeatedly walked every long-lived object (a
+    third of the main process's time on a big file); while rows are imported, only the
+    young objects are collected, once a batch (the caller's ``gc.collect(1)``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _missing_notes(
+    header: list[Any], stats: CellStats, markers: tuple[str, ...], options: ImportOptions
+) -> tuple[list[str], list[str]]:
+    """The missing-value rule in words, the cells read as missing per column, and a warning
+    per column holding words that look like a missing value but are kept as text."""
+    effect = "clear the stored value" if options.empty_clears else "leave stored values unchanged"
+    shown = ", ".join(markers)
+    notes = [
+        f"empty cells and the missing-value markers ({shown}) {effect}"
+        if markers
+        else f"empty cells {effect}; no missing-value markers: NULL and the like are text"
+    ]
+    originals = {c.key: c.original for c in header}
+    for column, counts in stats.missing.items():
+        if not counts["empty"] and not counts["marker"]:
+            continue
+        notes.append(
+            f"column {originals[column]!r}: {counts['empty'] + counts['marker']} cell(s) read as"
+            f" missing ({counts['empty']} empty, {counts['marker']} marker(s))"
+        )
+    warnings = []
+    for column, n in stats.looking.items():
+        cells = [s for s in stats.samples if s[1] == column]
+        where = "; ".join(f"row {line}: {text!r}" for line, _, text in cells)
+        more = f" and {n - len(cells)} more" if n > len(cells) else ""
+        warnings.append(
+            f"column {originals[column]!r} holds {n} cell(s) that look like a missing value but"
+            f" are not among this import's markers, so are stored as text ({where}{more});"
+            " declare them markers to read them as missing"
+        )
+    return notes, warnings
+
+
+def _checksum(stream: BinaryIO) -> tuple[str, int]:
+    """The SHA-256 of the rest of the stream, and its size; the stream is rewound."""
     digest = hashlib.sha256()
     start = stream.tell()
+    size = 0
     for chunk in iter(lambda: stream.read(1 << 20), b""):
         digest.update(chunk)
+        size += len(chunk)
     stream.seek(start)
-    return digest.hexdigest()
+    return digest.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- preparing rows
+
+# A row read: ("row", line, raw, cells) or ("error", line, raw, reason).
+Read = tuple[str, int, str, Any]
+# A row prepared: ("ok", line, raw, call, identity) or ("rejected", line, raw, reason).
+Prepared = tuple[Any, ...]
+
+
+@dataclass
+class CellStats:
+    """What the preview tells about missing values: per column, the cells read as missing
+    (empty, or a marker), and the cells kept as text that look like a missing value."""
+
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)  # column key -> kind -> n
+    looking: dict[str, int] = field(default_factory=dict)  # column key -> cells
+    samples: list[tuple[int, str, str]] = field(default_factory=list)  # (line, column, text)
+
+    def count(self, column: str, kind: str) -> None:
+        counts = self.missing.setdefault(column, {"empty": 0, "marker": 0})
+        counts[kind] += 1
+
+    def looks_missing(self, line: int, column: str, text: str) -> None:
+        self.looking[column] = self.looking.get(column, 0) + 1
+        if self.looking[column] <= 3:
+            self.samples.append((line, column, text))
+
+    def add(self, other: CellStats) -> None:
+        for column, counts in other.missing.items():
+            for kind, n in counts.items():
+                self.missing.setdefault(column, {"empty": 0, "marker": 0})[kind] += n
+        for column, n in other.looking.items():
+            room = max(0, 3 - self.looking.get(column, 0))
+            self.samples.extend([s for s in other.samples if s[1] == column][:room])
+            self.looking[column] = self.looking.get(column, 0) + n
+
+
+@dataclass(frozen=True)
+class Context:
+    """What preparing a row needs; sent once to each worker process."""
+
+    fields: dict[str, str]
+    key: str
+    options: ImportOptions
+    stamp: str
+    checksum: str
+    ingest: IngestOptions
+    now: datetime
+    countries: tuple[str, ...] = ()  # column keys of the country code and name columns
+    rule: values.MissingRule = field(default_factory=values.MissingRule)
+    by_region: dict[str, IngestOptions] = field(default_factory=dict, compare=False)
+
+    def ingest_for(self, cells: dict[str, str], line: int) -> IngestOptions:
+        """The ingest options for a row: its country's phone region, if it names one."""
+        for column in self.countries:
+            country = cells.get(column, "")
+            if values.is_missing(country):
+                continue
+            try:
+                region = phone_region(country)
+            except ValueError as err:
+                phones = [
+                    text
+                    for k, text in cells.items()
+                    if self.fields.get(k) == "phone" and text.strip() and is_national_phone(text)
+                ]
+                if phones:
+                    raise Invalid(
+                        f"column {column}: {err}, and the phone {phones[0]!r} is written"
+                        " without its country code: give a country or an international number",
+                        field=f"row {line}",
+                    ) from None
+                return self.ingest
+            if region == self.ingest.default_region:
+                return self.ingest
+            if region not in self.by_region:
+                self.by_region[region] = dataclasses.replace(self.ingest, default_region=region)
+            return self.by_region[region]
+        return self.ingest
+
+
+def _chunks(records: Iterator[Any]) -> Iterator[list[Read]]:
+    chunk: list[Read] = []
+    for row in records:
+        if isinstance(row, reader.RowError):
+            chunk.append(("error", row.line, row.raw, row.reason))
+        else:
+            chunk.append(("row", row.line, row.raw, row.cells))
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellStats]:
+    """Map and validate rows (pure: no database), in order: each becomes an identify call
+    parsed as the API parses it, or a rejection with its reason; and what the cells held."""
+    out: list[Prepared] = []
+    stats = CellStats()
+    key = context.key
+    for kind, line, raw, cells in chunk:
+        if kind == "error":
+            out.append(("rejected", line, raw, cells))
+            continue
+        try:
+            body = _call(
+                line,
+                cells,
+                context.fields,
+                key,
+                context.options,
+                context.stamp,
+                f"import:{context.checksum}:{line}",
+                context.rule,
+                stats,
+            )
+            ingest = context.ingest_for(cells, line)
+        except Invalid as err:
+            out.append(("rejected", line, raw, err.message))
+            continue
+        [result], calls = parse_items([body], now=context.now, options=ingest)
+        if result.status == "rejected":
+            out.append(("rejected", line, raw, f"{result.field}: {result.error}"))
+            continue
+        identity = str(body.get("userId") or body["traits"].get(key, "")).strip().casefold()
+        out.append(("ok", line, raw, _pack(calls[0], context.now), identity))
+    return out, stats
+
+
+def _pack(call: Call, now: datetime) -> tuple[Any, ...]:
+    """A call as plain values: they cross between processes several times faster than
+    the dataclasses (whose unpickling runs Python code per object). The usual time (the
+    import's) is left out."""
+    return (
+        call.type,
+        call.name,
+        call.message_id,
+        None if call.occurred_at == now else call.occurred_at,
+        tuple((i.kind, i.value, i.display) for i in call.identifiers),
+        call.traits,
+        call.properties,
+        call.context,
+        call.backfill,
+        call.warnings,
+    )
+
+
+def _unpack(packed: tuple[Any, ...], now: datetime) -> Call:
+    kind, name, message_id, at, idents, traits, properties, context, backfill, warnings = packed
+    return Call(
+        type=kind,
+        name=name,
+        message_id=message_id,
+        occurred_at=now if at is None else at,
+        identifiers=[Identifier(*ident) for ident in idents],
+        traits=traits,
+        properties=properties,
+        context=context,
+        backfill=backfill,
+        warnings=warnings,
+    )
+
+
+_CONTEXT: Context | None = None
+
+
+def _start_worker(context: Context) -> None:
+    global _CONTEXT
+    _CONTEXT = context
+
+
+def _prepare_in_worker(chunk: list[Read]) -> tuple[list[Prepared], CellStats]:
+    assert _CONTEXT is not None
+    return prepare(chunk, _CONTEXT)
+
+
+def _prepared(
+    chunks: Iterator[list[Read]], context: Context, workers: int
+) -> Iterator[tuple[list[Prepared], CellStats]]:
+    """The chunks prepared, in file order: in this process, or by ``workers`` processes
+    working ahead of the caller (at most two chunks each in flight: memory stays flat)."""
+    if workers < 1:
+        for chunk in chunks:
+            yield prepare(chunk, context)
+        return
+    # spawn, not fork: the caller holds database connections and may run threads. A
+    # worker that dies fails the import (BrokenProcessPool) instead of hanging it.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(context,),
+    )
+    try:
+        pending: deque[Future[tuple[list[Prepared], CellStats]]] = deque()
+        for chunk in chunks:
+            with _main_hidden():
+                pending.append(pool.submit(_prepare_in_worker, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While worker processes start: spawn would re-run the caller's main script in each
+    (it may lack a ``__main__`` guard, and would then start an import of its own); the
+    workers need only this module."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def rejected_csv(session: Session, import_id: int) -> str:
@@ -340,11 +673,16 @@ def queue(
     session: Session, data: bytes, *, filename: str, options: ImportOptions, now: datetime
 ) -> Import:
     """Store an uploaded file for a worker to import (job ``imports.run``)."""
+    if options.phone_region:
+        try:
+            phone_region(options.phone_region)
+        except ValueError as err:
+            raise Invalid(str(err), field="phone_region") from None
     record = Import(
         filename=filename,
         checksum=hashlib.sha256(data).hexdigest(),
         status="queued",
-        options={**options.__dict__, "missing_markers": list(options.missing_markers or [])},
+        options=_saved(options),
         data=data,
         counts={},
         created_at=now,
@@ -362,7 +700,13 @@ def options_of(record: Import) -> ImportOptions:
     for name in ("lists", "tags", "date_fields"):
         if saved.get(name) is not None:
             saved[name] = tuple(saved[name])
-    return ImportOptions(**saved, missing_markers=tuple(markers) if markers else None)
+    # None: the default markers; [] (none on purpose) stays none.
+    return ImportOptions(**saved, missing_markers=None if markers is None else tuple(markers))
+
+
+def _saved(options: ImportOptions) -> dict[str, Any]:
+    markers = options.missing_markers
+    return {**options.__dict__, "missing_markers": None if markers is None else list(markers)}
 
 
 def status(session: Session, import_id: int) -> dict[str, Any]:

@@ -45,6 +45,35 @@ def is_missing(cell: str | None, markers: Iterable[str] = DEFAULT_MARKERS) -> bo
     return any(folded == m.strip().casefold() for m in markers)
 
 
+# Words that often mean "no value" in exports. Those that are not among an import's markers
+# are kept as text, and the preview warns about each column holding them.
+LOOKS_MISSING: frozenset[str] = frozenset(
+    {"null", "n/a", "#n/a", "(null)", "#null!", "none", "nil", "undefined"}
+)
+
+
+class MissingRule:
+    """An import's declared rule for cells that mean "no value": empty (whitespace and
+    invisible characters only), or one of its markers (compared case-insensitively)."""
+
+    def __init__(self, markers: Iterable[str] = DEFAULT_MARKERS) -> None:
+        self.markers = tuple(markers)
+        self._folded = frozenset(m.strip().casefold() for m in self.markers)
+
+    def classify(self, cell: str) -> str | None:
+        """``"empty"``, ``"marker"`` (both missing), ``"looks-missing"`` (kept as text,
+        but a word exports use for no value), or None (a value)."""
+        value = clean_space(cell)
+        if not value:
+            return "empty"
+        folded = value.casefold()
+        if folded in self._folded:
+            return "marker"
+        if folded in LOOKS_MISSING:
+            return "looks-missing"
+        return None
+
+
 class DateError(ValueError):
     """A date cell that cannot be read under the declared rule; ``str()`` gives the reason."""
 

@@ -291,6 +291,86 @@ def _copy_attribute_state(
         cursor.close()
 
 
+def insert_people(
+    session: Session, people: list[dict[str, Any]], *, source: str, now: datetime
+) -> list[int] | None:
+    """PostgreSQL: new profiles with their attributes, identities and attribute history,
+    set-wise: ids taken from the sequence, one COPY per table into staging tables, then one
+    INSERT … SELECT each. Each person is ``changes`` ([name, None, value] each, in order:
+    on an empty profile they are its attributes, all changed at ``at_text``), ``changed_at``,
+    ``via`` and ``identities`` ((kind, value, display) each); the attributes, their times and
+    the history rows are made from the changes in SQL.
+    Returns the new ids in order, or None when an identity was taken meanwhile by another
+    transaction (nothing is usable then: the caller rolls back to its savepoint)."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('profiles', 'id')) FROM generate_series(1, %s)",
+            (len(people),),
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS people_incoming (id bigint, changes jsonb,"
+            " at_text text, changed_at timestamptz, via text) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS identities_incoming"
+            " (kind text, value text, display text, profile_id bigint) ON COMMIT DELETE ROWS"
+        )
+        dumps = json.dumps
+        expected = 0
+        with cursor.copy(
+            "COPY people_incoming (id, changes, at_text, changed_at, via) FROM STDIN"
+        ) as copy:
+            for pid, p in zip(ids, people, strict=True):
+                copy.write_row((pid, dumps(p["changes"]), p["at_text"], p["changed_at"], p["via"]))
+        with cursor.copy(
+            "COPY identities_incoming (kind, value, display, profile_id) FROM STDIN"
+        ) as copy:
+            for pid, p in zip(ids, people, strict=True):
+                for kind, value, display in p["identities"]:
+                    copy.write_row((kind, value, display, pid))
+                    expected += 1
+        # A new profile's attributes are its changes' new values, each changed at_text.
+        cursor.execute(
+            "INSERT INTO profiles (id, attributes, attribute_times, created_at, updated_at)"
+            " SELECT p.id, COALESCE(a.attributes, '{}'), COALESCE(a.times, '{}'),"
+            " %(now)s, %(now)s FROM people_incoming p CROSS JOIN LATERAL ("
+            "  SELECT jsonb_object_agg(c->>0, c->2) AS attributes,"
+            "   jsonb_object_agg(c->>0, to_jsonb(p.at_text)) AS times"
+            "  FROM jsonb_array_elements(p.changes) c) a"
+            " ORDER BY p.id",
+            {"now": now},
+        )
+        # Sorted, so concurrent writers lock in one order (as insert_identities).
+        cursor.execute(
+            "INSERT INTO identities"
+            " (kind, value, display, profile_id, source, first_seen, last_seen)"
+            " SELECT kind, value, display, profile_id, %(source)s, %(now)s, %(now)s"
+            " FROM identities_incoming ORDER BY kind, value"
+            " ON CONFLICT (kind, value) DO NOTHING",
+            {"source": source, "now": now},
+        )
+        if cursor.rowcount != expected:
+            return None
+        # A change is [name, old, new]; JSON null stands for "no value" (SQL NULL, as
+        # write_attribute_state stores it).
+        cursor.execute(
+            "INSERT INTO attribute_changes"
+            " (profile_id, name, old_value, new_value, source, changed_at, recorded_at, via)"
+            " SELECT p.id, c.change->>0, NULLIF(c.change->1, 'null'::jsonb),"
+            " NULLIF(c.change->2, 'null'::jsonb), %(source)s, p.changed_at, %(now)s, p.via"
+            " FROM people_incoming p"
+            " CROSS JOIN LATERAL jsonb_array_elements(p.changes) WITH ORDINALITY AS c(change, n)"
+            " ORDER BY p.id, c.n",
+            {"source": source, "now": now},
+        )
+        cursor.execute("TRUNCATE people_incoming, identities_incoming")
+        return ids
+    finally:
+        cursor.close()
+
+
 def _json_or_null(value: Any) -> str | None:
     # SQL NULL for "no value", as the ORM path stores it (JSON null is not used).
     return None if value is None else json.dumps(value)

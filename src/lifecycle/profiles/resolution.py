@@ -11,6 +11,7 @@ Every way in (API, webhooks, CSV, replay) resolves identity through
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from lifecycle.profiles import repository
 from lifecycle.profiles.identifiers import Identifier
 from lifecycle.profiles.merge import merge_profiles
+from lifecycle.profiles.traits import TraitUpdate, initial_state
 
 LIMITS = {"id": 1, "email": 5, "phone": 3}
 
@@ -179,3 +181,54 @@ def _choose_primary(
 
 def _evidence(other: set[tuple[str, str]], keys: set[tuple[str, str]]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(other & keys))
+
+
+def new_people(
+    session: Session, requests: list[list[Identifier]], *, limits: dict[str, int] | None = None
+) -> list[bool]:
+    """Which requests :func:`resolve_many` would answer with a new profile of their own,
+    holding all their identifiers: none of their identifiers is held by a profile or named
+    by another request of the batch, and no kind exceeds its limit. Such requests need no
+    matching, merging or flagging, so they can be created set-wise (:func:`create_people`)."""
+    named = Counter(key for req in requests for key in {ident.key for ident in req})
+    owner = repository.owners(session, list(named))
+    limits = LIMITS if limits is None else limits
+    answer = []
+    for req in requests:
+        kinds = Counter(ident.kind for ident in req)
+        answer.append(
+            bool(req)
+            and all(named[ident.key] == 1 and ident.key not in owner for ident in req)
+            and all(n <= limits.get(kind, n) for kind, n in kinds.items())
+        )
+    return answer
+
+
+def create_people(
+    session: Session,
+    people: list[tuple[list[Identifier], TraitUpdate]],
+    *,
+    source: str,
+    now: datetime,
+) -> list[tuple[int, bool]] | None:
+    """Create one profile per person that :func:`new_people` accepted, holding its
+    identifiers and the attributes its update gives an empty profile (with their history),
+    set-wise. Returns (profile id, attributes changed) per person, or None when another
+    transaction took one of the identifiers meanwhile: the caller then rolls back (a
+    savepoint) and resolves those people one by one as usual."""
+    rows = []
+    for identifiers, update in people:
+        _attrs, times, changes = initial_state(update)
+        rows.append(
+            {
+                "changes": changes,
+                "at_text": next(iter(times.values()), ""),
+                "changed_at": update.at,
+                "via": update.via,
+                "identities": [(i.kind, i.value, i.display) for i in identifiers],
+            }
+        )
+    ids = repository.insert_people(session, rows, source=source, now=now)
+    if ids is None:
+        return None
+    return [(pid, bool(row["changes"])) for pid, row in zip(ids, rows, strict=True)]

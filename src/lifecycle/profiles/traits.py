@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,6 +18,9 @@ from sqlalchemy.orm import Session
 from lifecycle import jobs
 from lifecycle.clock import stamp
 from lifecycle.profiles import repository
+
+# Many updates share one moment (a batch, an import): format it once.
+_stamp = lru_cache(maxsize=1024)(stamp)
 
 
 @dataclass
@@ -48,48 +52,24 @@ def apply_traits(
     dirty: set[int] = set()
     for index, upd in enumerate(updates):
         attrs, times = state[upd.profile_id]
-        at_text = stamp(upd.at)
-        traits = dict(upd.traits)
-        for name, items in (upd.add or {}).items():
-            current = traits.get(name, attrs.get(name))
-            base = (
-                list(current)
-                if isinstance(current, list)
-                else ([] if current in (None, "") else [current])
-            )
-            traits[name] = base + [item for item in items if item not in base]
-        for name, value in traits.items():
-            last = times.get(name)
-            if last is not None and at_text < last:
-                warnings.append(
-                    (index, f"traits.{name}: older than the last change ({last}); not applied")
-                )
-                continue
-            present = name in attrs
-            if (value is None and not present) or (present and attrs[name] == value):
-                continue
-            if upd.fill_only and present and attrs[name] not in (None, ""):
-                continue
-            old = attrs.get(name)
-            if value is None:
-                del attrs[name]
-            else:
-                attrs[name] = value
-            times[name] = at_text
-            dirty.add(upd.profile_id)
-            changed.add(index)
-            changes.append(
-                {
-                    "profile_id": upd.profile_id,
-                    "name": name,
-                    "old_value": old,
-                    "new_value": value,
-                    "source": source,
-                    "changed_at": upd.at,
-                    "recorded_at": now,
-                    "via": upd.via,
-                }
-            )
+        found = _apply(attrs, times, upd, index, warnings)
+        if not found:
+            continue
+        dirty.add(upd.profile_id)
+        changed.add(index)
+        changes.extend(
+            {
+                "profile_id": upd.profile_id,
+                "name": name,
+                "old_value": old,
+                "new_value": value,
+                "source": source,
+                "changed_at": upd.at,
+                "recorded_at": now,
+                "via": upd.via,
+            }
+            for name, old, value in found
+        )
     repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
     if changes:
         # After commit, segments that read these attributes are re-checked for these people.
@@ -103,3 +83,54 @@ def apply_traits(
             changes=[[pid, sorted(found)] for pid, found in sorted(names.items())],
         )
     return Applied(warnings, changed)
+
+
+def _apply(
+    attrs: dict[str, Any],
+    times: dict[str, str],
+    upd: TraitUpdate,
+    index: int,
+    warnings: list[tuple[int, str]],
+) -> list[tuple[str, Any, Any]]:
+    """Apply one update to a profile's state in place; the changes as (name, old, new)."""
+    at_text = _stamp(upd.at)
+    traits = dict(upd.traits)
+    for name, items in (upd.add or {}).items():
+        current = traits.get(name, attrs.get(name))
+        base = (
+            list(current)
+            if isinstance(current, list)
+            else ([] if current in (None, "") else [current])
+        )
+        traits[name] = base + [item for item in items if item not in base]
+    found: list[tuple[str, Any, Any]] = []
+    for name, value in traits.items():
+        last = times.get(name)
+        if last is not None and at_text < last:
+            warnings.append(
+                (index, f"traits.{name}: older than the last change ({last}); not applied")
+            )
+            continue
+        present = name in attrs
+        if (value is None and not present) or (present and attrs[name] == value):
+            continue
+        if upd.fill_only and present and attrs[name] not in (None, ""):
+            continue
+        old = attrs.get(name)
+        if value is None:
+            del attrs[name]
+        else:
+            attrs[name] = value
+        times[name] = at_text
+        found.append((name, old, value))
+    return found
+
+
+def initial_state(
+    upd: TraitUpdate,
+) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, Any, Any]]]:
+    """The attributes, their times and the changes of a profile made by ``upd`` alone
+    (a new person): :func:`apply_traits`'s rules on an empty profile."""
+    attrs: dict[str, Any] = {}
+    times: dict[str, str] = {}
+    return attrs, times, _apply(attrs, times, upd, 0, [])
