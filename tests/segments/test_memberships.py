@@ -95,3 +95,35 @@ def test_each_move_says_why(runtime, inline, recorder, tmp_path):
     causes = {(h["segment"], h["entered_cause"], h["exited_cause"]) for h in history}
     assert ("vip", "attribute vip changed", "attribute vip changed") in causes
     assert any(s == "buyers" and c.startswith("event Order Completed (#") for s, c, _ in causes)
+
+
+def test_people_an_import_creates_in_bulk_are_checked_against_every_segment(
+    runtime, inline, recorder, tmp_path, monkeypatch
+):
+    """The set-wise path for new people (big files) must not skip the segment re-check
+    that the general path enqueues for every new profile."""
+    from lifecycle.events import service as events
+    from lifecycle.imports.service import ImportOptions, run
+
+    monkeypatch.setattr(events, "NEW_PEOPLE_MIN", 1)
+    (tmp_path / "campaigns" / "segments").mkdir(parents=True)
+    (tmp_path / "campaigns" / "segments" / "gold.yaml").write_text(
+        "name: gold\nwhere: {attribute: tier, op: equals, value: gold}\n"
+    )
+    clock.set_now(at("2026-04-01T09:00:00Z"))
+    Case(runtime, inline, recorder).publish(tmp_path)
+    data = b"email,tier\nann@example.com,gold\nbob@example.com,silver\n"
+    clock.set_now(at("2026-04-01T10:00:00Z"))
+    with runtime.session() as session:
+        report = run(
+            session,
+            data,
+            filename="t.csv",
+            options=ImportOptions(unknown_columns="keep"),
+            ingest_options=runtime.ingest_options,
+            now=clock.now(),
+        )
+    assert report.counts["created"] == 2, report
+    inline.drain()
+    assert _current(runtime, "email:ann@example.com") == ["gold"]
+    assert _current(runtime, "email:bob@example.com") == []

@@ -361,6 +361,13 @@ def _store_new_people(
         savepoint.rollback()  # raced with another writer: the general way sorts it out
         return
     savepoint.commit()
+    # As on the general way: every new person is checked against every segment.
+    jobs.enqueue(
+        session,
+        "segments.recheck",
+        extend="changes",
+        changes=[[profile_id, [], "new profile"] for profile_id, _ in made],
+    )
     for (profile_id, changed), i in zip(made, chosen, strict=True):
         result = results[i]
         result.profile_id, result.created, result.changed = profile_id, True, changed
