@@ -137,7 +137,7 @@ class Generator:
             elif r < 0.5:
                 attrs.append('"vip": false')
             elif r < 0.52:
-                attrs.append('"vip": "true"')  # sent as text: not the boolean true
+                attrs.append('"vip": "TRUE"')  # sent as text (a CSV import): true all the same
             age = rng.randint(16, 80)
             r = rng.random()
             if r < 0.7:
@@ -327,7 +327,9 @@ HAND: dict[str, str] = {
     "vip_germany": """
 SELECT p.id FROM profiles p
 WHERE p.merged_into_id IS NULL
-  AND p.attributes ->> 'country' = 'DE' AND p.attributes -> 'vip' = 'true'::jsonb""",
+  AND p.attributes ->> 'country' = 'DE'
+  AND p.attributes -> 'vip' IN ('true', '"true"', '"True"', '"TRUE"', '"yes"', '"Yes"', '"YES"')
+""",
     "browsed_not_carted": """
 SELECT v.profile_id
 FROM (SELECT profile_id FROM events

@@ -4,6 +4,8 @@ Values are stored as they were sent (``"8"``, ``"100.50"``, ``"2026-01-15"``); o
 comparisons, sums and sorting read them as typed values, always through these rules,
 which the SQL compiler of :mod:`lifecycle.segments` mirrors exactly:
 
+- a yes/no is JSON true/false or one of the texts in ``TRUE_TEXTS`` / ``FALSE_TEXTS``
+  (``"true"``, ``"TRUE"``, ``"yes"``...: what spreadsheets and CSV exports write);
 - a number is a JSON number (not true/false) or a text of digits with an optional
   sign, decimal point and exponent, spaces around allowed; compared as a decimal;
 - a calendar date is a text ``YYYY-MM-DD`` naming a real day;
@@ -30,7 +32,23 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 _DATE = re.compile(DATE_PATTERN)
 _INSTANT = re.compile(INSTANT_PATTERN)
 _OFFSET = re.compile(OFFSET_PATTERN)
+TRUE_TEXTS = ("true", "True", "TRUE", "yes", "Yes", "YES")
+FALSE_TEXTS = ("false", "False", "FALSE", "no", "No", "NO")
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def boolean(value: Any) -> bool | None:
+    """True or false as a JSON boolean or as one of the fixed texts; else None. The
+    spellings are a closed list (no trimming, no case folding) so that SQL reads them
+    exactly as Python does."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in TRUE_TEXTS:
+            return True
+        if value in FALSE_TEXTS:
+            return False
+    return None
 
 
 def number(value: Any) -> Decimal | None:

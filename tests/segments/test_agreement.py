@@ -51,7 +51,8 @@ def _instant(minutes: int, offset: str) -> str:
 
 texts = st.sampled_from(
     ["8", "18", " 18 ", "100.50", "99", "0.10", "1e3", "00123", "-4", ".5", "n/a", "NaN",
-     "Infinity", "1_000", "DE", "de", "Germany", "apparel.shoes", "", "true", "2026-02-30",
+     "Infinity", "1_000", "DE", "de", "Germany", "apparel.shoes", "", "true", "TRUE", "no",
+     " yes", "Yes ", "2026-02-30",
      "2026-13-01", "0000-01-01", "15/01/2026", "2026-01-15T25:00:00Z"]
 )  # fmt: skip
 days = st.integers(-6, 6).map(_day)
@@ -321,3 +322,21 @@ def test_each_kind_of_condition_agrees_over_many_values(
 ) -> None:
     """One condition against many people at once: every value kind meets every op."""
     _agree(connection, sqlite_engine, people, definition, {"consent": "email"}, minutes)
+
+
+@pytest.mark.parametrize(
+    ("expected", "inside"),
+    [(True, {0, 2, 4, 6}), (False, {1, 3, 5})],
+)
+def test_yes_no_written_as_text_reads_as_true_or_false(
+    connection: Connection, sqlite_engine: Engine, expected: bool, inside: set[int]
+) -> None:
+    """A CSV import stores ``TRUE`` or ``yes`` as text (C2's kind: a typed value sent as
+    text); ``equals: true`` must still find it, the same way in all three evaluators."""
+    people = [
+        {"attributes": {"vip": v}, "events": []}
+        for v in (True, False, "true", "FALSE", "yes", "No", "TRUE", "maybe", " yes", 1, "1")
+    ]
+    definition = {"attribute": "vip", "op": "equals", "value": expected}
+    assert _expected(people, parse_node(definition), parse_node(definition), BASE) == inside
+    _agree(connection, sqlite_engine, people, definition, definition, 0)

@@ -105,7 +105,7 @@ def _date_test(op: str, value: Any, spec: DateSpec, now: datetime, zone: ZoneInf
 
 def _equals(value: Any, expected: Any) -> bool:
     if isinstance(expected, bool):
-        return isinstance(value, bool) and value == expected
+        return values.boolean(value) is expected
     if isinstance(expected, Decimal):
         number = values.number(value)
         return number is not None and number == expected
