@@ -10,6 +10,7 @@ its time and cause.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, and_, any_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -343,24 +344,34 @@ def next_refresh(
 # ------------------------------------------------------------ one profile
 
 
-# Built once: a re-check runs after every event, and building and caching a statement
-# costs about as much as running it (bench/segments.py).
-_EVENTS_OF = select(Event.name, Event.properties, Event.occurred_at).where(
-    Event.profile_id == bindparam("profile_id"),
-    Event.name.in_(bindparam("names", expanding=True)),
-)
-_PROFILE_AND_SEGMENTS = (
-    select(Profile.attributes, Profile.merged_into_id, SegmentMembership.segment_id)
-    .outerjoin(
-        SegmentMembership,
-        and_(
-            SegmentMembership.profile_id == Profile.id,
-            SegmentMembership.exited_at.is_(None),
-            SegmentMembership.segment_id.in_(bindparam("segments", expanding=True)),
-        ),
+# Built once per dialect: a re-check runs after every event, and building and caching a
+# statement costs about as much as running it (bench/segments.py). On PostgreSQL a list is
+# one array parameter (``= ANY``): an expanding IN is re-rendered on every call.
+def _in_list(column: Any, name: str, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@functools.cache
+def _one_profile_statements(dialect: str) -> tuple[Any, Any]:
+    events_of = select(Event.name, Event.properties, Event.occurred_at).where(
+        Event.profile_id == bindparam("profile_id"),
+        _in_list(Event.name, "names", dialect),
     )
-    .where(Profile.id == bindparam("profile_id"))
-)
+    profile_and_segments = (
+        select(Profile.attributes, Profile.merged_into_id, SegmentMembership.segment_id)
+        .outerjoin(
+            SegmentMembership,
+            and_(
+                SegmentMembership.profile_id == Profile.id,
+                SegmentMembership.exited_at.is_(None),
+                _in_list(SegmentMembership.segment_id, "segments", dialect),
+            ),
+        )
+        .where(Profile.id == bindparam("profile_id"))
+    )
+    return events_of, profile_and_segments
 
 
 def _event_rows(
@@ -369,10 +380,12 @@ def _event_rows(
     names = sorted(set(events))
     if not names:
         return []
+    connection = session.connection()
+    events_of, _ = _one_profile_statements(connection.dialect.name)
     return [
         evaluate.EventRow(name, properties or {}, occurred_at)
-        for name, properties, occurred_at in session.execute(
-            _EVENTS_OF, {"profile_id": profile_id, "names": names}
+        for name, properties, occurred_at in connection.execute(
+            events_of, {"profile_id": profile_id, "names": names}
         )
     ]
 
@@ -415,19 +428,25 @@ def recheck(
     if not entries:
         return []
     # One query for the profile and which of these segments it is in, one for its events (plain
-    # rows, not ORM objects: this runs after every event; see bench/segments.py).
-    open_in = and_(
-        SegmentMembership.profile_id == profile_id,
-        SegmentMembership.exited_at.is_(None),
-        SegmentMembership.segment_id.in_([e.id for e in entries]),
-    )
-    rows = session.execute(
-        _PROFILE_AND_SEGMENTS, {"profile_id": profile_id, "segments": [e.id for e in entries]}
+    # rows through the Core connection, not the ORM: this runs after every event, and the ORM
+    # layer cost as much as the queries; see bench/segments.py).
+    connection = session.connection()
+    _, profile_and_segments = _one_profile_statements(connection.dialect.name)
+    rows = connection.execute(
+        profile_and_segments, {"profile_id": profile_id, "segments": [e.id for e in entries]}
     ).all()
+
+    def open_in() -> Any:  # built only when needed: building it costs ~0.1 ms
+        return and_(
+            SegmentMembership.profile_id == profile_id,
+            SegmentMembership.exited_at.is_(None),
+            SegmentMembership.segment_id.in_([e.id for e in entries]),
+        )
+
     if rows:
         current = {r.segment_id for r in rows if r.segment_id is not None}
     else:  # no such profile: whatever it was in, it leaves
-        current = set(session.scalars(select(SegmentMembership.segment_id).where(open_in)))
+        current = set(session.scalars(select(SegmentMembership.segment_id).where(open_in())))
     subject = None
     if rows and rows[0].merged_into_id is None:
         subject = evaluate.Subject(
@@ -458,7 +477,7 @@ def recheck(
         elif not inside and entry.id in current:
             session.execute(
                 update(SegmentMembership)
-                .where(open_in, SegmentMembership.segment_id == entry.id)
+                .where(open_in(), SegmentMembership.segment_id == entry.id)
                 .values(exited_at=now, exited_cause=cause)
             )
             transitions.append(Transition(entry.name, profile_id, False, now, cause))
