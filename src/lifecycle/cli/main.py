@@ -260,6 +260,12 @@ def run() -> None:
         sys.exit(2)
     except OperationalError as err:
         reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        if reason.startswith("no such table"):  # SQLite: a database never migrated
+            print(
+                f"error: {reason}; run `lifecycle migrate` on this database first",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         print(
             f"error: cannot use the database ({reason}); check LIFECYCLE_DATABASE_URL",
             file=sys.stderr,
