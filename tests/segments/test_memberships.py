@@ -127,3 +127,36 @@ def test_people_an_import_creates_in_bulk_are_checked_against_every_segment(
     inline.drain()
     assert _current(runtime, "email:ann@example.com") == ["gold"]
     assert _current(runtime, "email:bob@example.com") == []
+
+
+def test_a_batch_gives_each_segment_the_cause_that_concerned_it(
+    runtime, inline, recorder, tmp_path
+):
+    harness = _setup(runtime, inline, recorder, tmp_path)
+    inline.hold = {"segments.recheck", "events.evaluate"}  # nothing re-checked yet
+    _identify(harness, "2026-04-01T10:00:00Z", userId="u-d", traits={"vip": True})
+    harness.call(
+        {
+            "call": "track",
+            "at": "2026-04-01T10:01:00Z",
+            "body": {"userId": "u-d", "event": "Order Completed", "timestamp": "2026-04-01T10:01:00Z"},
+        }
+    )  # fmt: skip
+    with runtime.session() as session:
+        pid = find_profile(session, "id:u-d").id
+        moved = segments.recheck_many(
+            session,
+            [
+                segments.Change(pid, "attribute vip changed", attributes=frozenset({"vip"})),
+                segments.Change(
+                    pid, "event Order Completed", events=frozenset({"Order Completed"})
+                ),
+            ],
+            now=clock.now(),
+            zone="UTC",
+        )
+        session.commit()
+    assert {(t.segment, t.cause) for t in moved} == {
+        ("vip", "attribute vip changed"),
+        ("buyers", "event Order Completed"),
+    }

@@ -652,7 +652,7 @@ def recheck_many(
     open memberships; then the entries as one insert and the exits as one update."""
     found = catalog(session)
     wanted: dict[int, list[Entry]] = {}
-    causes: dict[int, str] = {}
+    causes: dict[tuple[int, int], str] = {}  # (profile, segment): the first change needing it
     for change in sorted(changes, key=lambda c: c.profile_id):
         attributes = None if change.attributes is None else set(change.attributes)
         events = None if change.events is None else set(change.events)
@@ -660,7 +660,8 @@ def recheck_many(
         if entries:
             known = {e.id for e in wanted.get(change.profile_id, [])}
             wanted.setdefault(change.profile_id, []).extend(e for e in entries if e.id not in known)
-            causes.setdefault(change.profile_id, change.cause)
+            for e in entries:
+                causes.setdefault((change.profile_id, e.id), change.cause)
     if not wanted:
         return []
     profile_ids = sorted(wanted)
@@ -712,19 +713,20 @@ def recheck_many(
                 entry.definition.where, subject, now=now, workspace_zone=where, segment=found.node
             )
             row_id = current.get((pid, entry.id))
+            cause = causes[(pid, entry.id)]
             if inside and row_id is None:
                 entering.append(
                     {
                         "segment_id": entry.id,
                         "profile_id": pid,
                         "entered_at": now,
-                        "entered_cause": causes[pid][:255],
+                        "entered_cause": cause[:255],
                     }
                 )
-                transitions.append(Transition(entry.name, pid, True, now, causes[pid]))
+                transitions.append(Transition(entry.name, pid, True, now, cause))
             elif not inside and row_id is not None:
-                leaving.setdefault(causes[pid][:255], []).append(row_id)
-                transitions.append(Transition(entry.name, pid, False, now, causes[pid]))
+                leaving.setdefault(cause[:255], []).append(row_id)
+                transitions.append(Transition(entry.name, pid, False, now, cause))
     if entering:
         try:
             with session.begin_nested():
