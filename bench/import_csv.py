@@ -10,7 +10,7 @@ dropped at the end, even on an error or Ctrl-C):
 2. ``copy``: a raw psycopg 3 ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of the very same
    bytes into a plain table (no index), plus the commit: the baseline;
 3. ``import``: ``lifecycle.imports.service.run`` on the whole file in one session, as
-   ``lifecycle import`` does, plus the commit. ``lifecycle.imports.service.ingest_parsed`` (once
+   ``lifecycle import`` does (a commit after each batch). ``lifecycle.imports.service.ingest_parsed`` (once
    per batch of ``BATCH`` rows) is wrapped (in this process only) to time every batch, which gives the rate over the
    first and the last 10 % of the rows: it must not fall as ``profiles`` grows;
 4. cProfile of one more 1000-row file (new people) imported into the now-full database.
@@ -269,7 +269,12 @@ def run_import(runtime: Any, data: bytes, name: str, now: datetime) -> Any:
             options=ImportOptions(),
             ingest_options=runtime.ingest_options,
             now=now,
+            # As `lifecycle import` and the worker do: each batch lands on its own, so an
+            # interrupted import resumes. The jobs each commit sends (segment re-checks)
+            # go nowhere here: on a deployment a worker elsewhere runs them.
+            on_batch=lambda _: session.commit(),
         )
+        session.commit()
     return report
 
 

@@ -32,8 +32,9 @@ def enqueue(session: Session, name: str, *, extend: str | None = None, **kwargs:
     if extend is not None:
         for queued_name, queued in buffered:
             if queued_name == name and extend in queued:
-                queued[extend] = [*queued[extend], *kwargs[extend]]
+                queued[extend].extend(kwargs[extend])  # our own copy (below): in place
                 return
+        kwargs = {**kwargs, extend: list(kwargs[extend])}
     buffered.append((name, kwargs))
 
 
