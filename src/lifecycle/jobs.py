@@ -8,10 +8,12 @@ job is late, never gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 Dispatcher = Callable[[str, dict[str, Any]], None]
 
@@ -53,3 +55,30 @@ def flush(session: Session) -> None:
         return
     for name, kwargs in buffered:
         _dispatcher(name, kwargs)
+
+
+@contextmanager
+def held_back(session: Session) -> Iterator[None]:
+    """Jobs recorded inside are dropped: work that will be rolled back (a dry run)."""
+    saved = session.info.pop(_KEY, None)
+    try:
+        yield
+    finally:
+        session.info.pop(_KEY, None)
+        if saved is not None:
+            session.info[_KEY] = saved
+
+
+# Every commit sends its jobs, every rollback drops them: a unit of work that commits
+# part way (an import, batch by batch) sends each part's jobs when that part lands, and a
+# later failure does not take back what was sent for work already committed.
+@event.listens_for(Session, "after_commit")
+def _sent(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint is not a commit
+        flush(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _dropped(session: Session, previous: SessionTransaction) -> None:
+    if not previous.nested:
+        discard(session)

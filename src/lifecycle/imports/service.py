@@ -202,6 +202,41 @@ def run(
     is called after each batch of rows, so an entrypoint may commit progress; rows
     already imported are recognised on a re-run, so committing part way is safe.
     """
+    if options.dry_run:  # everything is rolled back: so are the jobs it would send
+        with jobs.held_back(session):
+            return _run(
+                session,
+                data,
+                filename=filename,
+                options=options,
+                ingest_options=ingest_options,
+                now=now,
+                record=record,
+                on_batch=on_batch,
+            )
+    return _run(
+        session,
+        data,
+        filename=filename,
+        options=options,
+        ingest_options=ingest_options,
+        now=now,
+        record=record,
+        on_batch=on_batch,
+    )
+
+
+def _run(
+    session: Session,
+    data: bytes | BinaryIO,
+    *,
+    filename: str,
+    options: ImportOptions,
+    ingest_options: IngestOptions,
+    now: datetime,
+    record: Import | None,
+    on_batch: Callable[[Import], None] | None,
+) -> Report:
     try:
         # Streaming: constant memory whatever the file's size.
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
