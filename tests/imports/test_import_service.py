@@ -261,6 +261,13 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     rejected = client.get(f"/v1/imports/{import_id}/rejected", headers=ADMIN_AUTH)
     assert rejected.status_code == 200 and rejected.text.startswith("line,reason,original")
     assert client.post("/v1/imports", content=data).status_code == 401
+    # Over HTTP, a refusal names the query parameters, not the command line's flags.
+    response = client.post("/v1/imports", content=data, headers=ADMIN_AUTH)
+    inline.drain()
+    refused = client.get(f"/v1/imports/{response.json()['id']}", headers=ADMIN_AUTH).json()
+    assert refused["status"] == "failed"
+    assert "map=COLUMN=field" in refused["message"] and "unknown_columns=keep" in refused["message"]
+    assert "--map" not in refused["message"]
     assert client.get("/v1/imports/999999", headers=ADMIN_AUTH).status_code == 404
 
 
@@ -328,6 +335,10 @@ def test_b10_columns_nobody_decided_about_stop_the_import_until_mapped(runtime, 
         "Last  Name": "last_name",
         "Shoe Size": "(not mapped)",
     }
+    # The dry run shows everything, and says the real run would be refused, and why.
+    assert preview.status == "refused"
+    assert "a real run would be refused: columns not mapped: 'Shoe Size'" in preview.message
+    assert "--map 'COLUMN=field'" in preview.message
     with pytest.raises(Invalid, match="Shoe Size"):
         _import(runtime, data)
     assert _profiles(db, top) == 0

@@ -57,6 +57,7 @@ async def upload(
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
         phone_region=phone_region,
+        via="http",
         missing_markers=None
         if missing_markers is None
         else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),

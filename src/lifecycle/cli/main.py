@@ -283,6 +283,16 @@ imports_app = typer.Typer(help="Past imports: their rejected rows.", no_args_is_
 app.add_typer(imports_app, name="imports")
 
 
+def _follow_up_jobs(runtime):  # type: ignore[no-untyped-def]
+    """Jobs to the configured broker; on the embedded one, worker threads here."""
+    from lifecycle.workers.broker import bind
+
+    bound = bind(runtime)
+    if runtime.settings.broker != "redis":
+        bound.start_worker(runtime.settings.worker_threads)
+    return bound
+
+
 @app.command("import")
 def import_file(
     path: Path,
@@ -365,6 +375,10 @@ def import_file(
         if missing_markers is None
         else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
+    # What the import sets off (segment re-checks, then the campaigns they trigger) runs
+    # as it does behind the API: on the embedded default in this process, and the import
+    # waits for it; with Redis, on the workers. A dry run sets off nothing.
+    bound = None if dry_run else _follow_up_jobs(runtime)
     try:
         with runtime.session() as session, Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"importing {path.name}", total=None)
@@ -382,11 +396,16 @@ def import_file(
                     ),
                 ),
             )
+        if bound is not None and bound.worker is not None:
+            with console.status("updating segment memberships"):
+                bound.drain()
     except LifecycleError as err:
         print(f"error: {err.message}", file=sys.stderr)
         raise typer.Exit(1) from None
     finally:
         data.close()
+        if bound is not None:
+            bound.stop()
     console.print(
         f"{'dry run: ' if dry_run else ''}{report.filename}: encoding {report.encoding}, "
         f"delimiter {report.delimiter!r}, matching on {report.key}"

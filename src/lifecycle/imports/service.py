@@ -76,6 +76,7 @@ class ImportOptions:
     # Region for phone numbers written without their country (0555 0100 123), unless the
     # row has a country column; default: the settings' default_phone_region.
     phone_region: str | None = None
+    via: str = "cli"  # cli | http: how messages name the options (--map or map=)
 
 
 @dataclass
@@ -248,15 +249,10 @@ def _run(
         raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
     fields = {c.key: _field_of(c, options.mapping, options.unknown_columns) for c in read.header}
     undecided = [c.original for c in read.header if fields[c.key] == UNDECIDED]
-    if undecided and not options.dry_run:
+    refusal = _unmapped(undecided, options.via) if undecided else ""
+    if refusal and not options.dry_run:
         # A column nobody decided about is never dropped, nor imported unseen (B10).
-        raise Invalid(
-            "columns not mapped: "
-            + ", ".join(repr(c) for c in undecided)
-            + "; map each (--map 'COLUMN=field'), ignore it (--map 'COLUMN=ignore'),"
-            " or keep all unknown columns as attributes (--unknown-columns keep)",
-            field="mapping",
-        )
+        raise Invalid(refusal, field="mapping")
     present = set(fields.values())
     key = options.key or next((k for k in KEYS if k in present), "")
     if key not in KEYS:
@@ -387,6 +383,8 @@ def _run(
         status, message = "failed", "the file has a header but no rows"
     else:
         status, message = "done", ""
+    if refusal:  # a dry run reads on to show the rest, but says the real run would not
+        status, message = "refused", f"a real run would be refused: {refusal}"
     record.status, record.message, record.counts = status, message, counts
     record.updated_at = now
     session.flush()
@@ -408,6 +406,20 @@ def _run(
     if savepoint is not None:
         savepoint.rollback()
     return report
+
+
+def _unmapped(columns: list[str], via: str) -> str:
+    if via == "http":
+        how = (
+            "map each (query map=COLUMN=field), ignore it (map=COLUMN=ignore),"
+            " or keep all unknown columns as attributes (unknown_columns=keep)"
+        )
+    else:
+        how = (
+            "map each (--map 'COLUMN=field'), ignore it (--map 'COLUMN=ignore'),"
+            " or keep all unknown columns as attributes (--unknown-columns keep)"
+        )
+    return f"columns not mapped: {', '.join(repr(c) for c in columns)}; {how}"
 
 
 class SeenKeys:
