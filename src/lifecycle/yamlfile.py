@@ -35,7 +35,18 @@ def to_data(node: yaml.Node, path: tuple[Any, ...], lines: Lines) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [to_data(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    try:
+        return yaml.safe_load(yaml.serialize(node))
+    except (ValueError, OverflowError) as err:
+        # An unquoted 2026-02-30 is a date to YAML, and not one on any calendar: a
+        # problem at its line, like any other mistake, not a crash.
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{node.value!r} is not a valid date or number ({err}); "
+            "write a real one, or put it in quotes to mean text",
+            node.start_mark,
+        ) from None
 
 
 def line_for(loc: tuple[Any, ...], lines: Lines) -> int:
@@ -56,13 +67,14 @@ def read(path: Path) -> tuple[Any, Lines, list[Problem]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return None, {}, [Problem(name, 1, f"cannot read: {err}")]
+    lines: Lines = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = None if node is None else to_data(node, (), lines)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         return None, {}, [Problem(name, line, f"YAML: {getattr(err, 'problem', err)}")]
     if node is None:
         return None, {}, [Problem(name, 1, "the file is empty")]
-    lines: Lines = {}
-    return to_data(node, (), lines), lines, []
+    return data, lines, []

@@ -262,6 +262,12 @@ def test_preview_of_a_published_name_shows_the_draft(client, people):
         ),
         ("", 1, "no segment"),
         ("- 1\n- 2\n", 1, "mapping"),
+        (
+            "name: a\nwhere:\n  attribute: since\n  op: after\n  value: 2026-02-30\n",
+            5,
+            "2026-02-30",
+        ),
+        ("name: a\nwhere: {attribute: since, op: after, value: 2026-02-30}\n", 2, "quotes"),
     ],
 )
 def test_preview_problems_are_422_with_their_line(client, people, runtime, text, line, words):

@@ -380,6 +380,18 @@ def test_yaml_syntax_error_gives_its_line(tmp_path: Path, templates: Templates) 
     assert found.startswith(f"{path}:3: YAML: ")
 
 
+def test_an_impossible_unquoted_date_is_a_problem_at_its_line(
+    tmp_path: Path, templates: Templates
+) -> None:
+    path = write(
+        tmp_path,
+        "trigger:\n  broadcast: everyone\n  at: 2026-02-30 10:00:00+00:00\n"
+        "steps:\n  - {id: s1, wait: 1h}\n",
+    )
+    [found] = problems(tmp_path, templates)
+    assert found.startswith(f"{path}:3: YAML: '2026-02-30 10:00:00+00:00' is not a valid date")
+
+
 def test_tab_indentation_is_a_yaml_error(tmp_path: Path, templates: Templates) -> None:
     path = write(tmp_path, "trigger:\n  event: A\nsteps:\n\t- {id: s1, wait: 1h}\n")
     [found] = problems(tmp_path, templates)

@@ -41,6 +41,8 @@ def _problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
         ("name: 'bad name'\nwhere: {attribute: x}\n", "a.yaml:1: name: a name of letters"),
         ("wher: {attribute: x}\n", "a.yaml:1: wher: unknown key 'wher'"),
         ("where: [unclosed\n", "a.yaml:2: YAML:"),
+        ("where:\n  attribute: signup\n  op: after\n  value: 2026-02-30\n",
+         "a.yaml:4: YAML: '2026-02-30' is not a valid date"),
         ("", "a.yaml:1: the file is empty"),
     ],
 )  # fmt: skip

@@ -98,22 +98,21 @@ def profile_segments(ref: str, _admin: AdminKey, runtime: RuntimeDep, session: S
 def parse_text(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], list[Problem]]:
     """Segment definitions from YAML (or JSON) text: one mapping per document (documents
     separated by ``---``), or a list of mappings. Problems are ``file:line: text``."""
+    found: list[tuple[Any, Lines, tuple[Any, ...]]] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is None:
+                continue
+            lines: Lines = {}
+            data = to_data(node, (), lines)
+            if isinstance(data, list):
+                found += [(item, lines, (i,)) for i, item in enumerate(data)]
+            else:
+                found.append((data, lines, ()))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         return [], [Problem(file, line, f"YAML: {getattr(err, 'problem', None) or err}")]
-    found: list[tuple[Any, Lines, tuple[Any, ...]]] = []
-    for node in nodes:
-        if node is None:
-            continue
-        lines: Lines = {}
-        data = to_data(node, (), lines)
-        if isinstance(data, list):
-            found += [(item, lines, (i,)) for i, item in enumerate(data)]
-        else:
-            found.append((data, lines, ()))
     return _definitions(found, file)
 
 
