@@ -10,7 +10,11 @@ which the SQL compiler of :mod:`lifecycle.segments` mirrors exactly:
   sign, decimal point and exponent, spaces around allowed; compared as a decimal;
 - a calendar date is a text ``YYYY-MM-DD`` naming a real day;
 - an instant is ISO 8601 text ``YYYY-MM-DDTHH:MM[:SS[.ffffff]]`` with ``Z`` or an offset
-  (``+05:00``); without one it is read as UTC.
+  (``+05:00``); without one it is read as UTC;
+- a month and day (for anniversaries) is that of a calendar date, of an instant as
+  written (a birthday sent as ``1985-05-15T00:00:00Z`` is on 15 May wherever the
+  person lives), or of a date without its year, ``--MM-DD`` (ISO 8601; what an import
+  stores for ``15/05``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ INSTANT_PATTERN = (
     r"(Z|[+-](0[0-9]|1[0-4]):?[0-5][0-9])?$"
 )
 OFFSET_PATTERN = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+# --MM-DD naming a day of some year (29 February included).
+NO_YEAR_PATTERN = (
+    r"^--((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-9]))$"
+)
 _NUMBER = re.compile(NUMBER_PATTERN)
+_NO_YEAR = re.compile(NO_YEAR_PATTERN)
 _DATE = re.compile(DATE_PATTERN)
 _INSTANT = re.compile(INSTANT_PATTERN)
 _OFFSET = re.compile(OFFSET_PATTERN)
@@ -93,6 +103,15 @@ def instant(value: Any) -> datetime | None:
     if _OFFSET.search(value) is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def month_day(value: Any) -> str | None:
+    """``"05-15"`` for a calendar date, an instant (as written) or a ``--05-15``; else None."""
+    if date_text(value) is not None or instant(value) is not None:
+        return value[5:10]
+    if isinstance(value, str) and _NO_YEAR.match(value):
+        return value[2:]
+    return None
 
 
 def day(text: str) -> date:

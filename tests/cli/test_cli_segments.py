@@ -158,6 +158,22 @@ def test_preview_prints_size_sample_and_warnings_and_writes_nothing(cli, sqlite_
         assert session.scalar(select(Segment).where(Segment.name == "teens")) is None
 
 
+def test_preview_warns_of_birthdays_that_are_not_dates(cli, sqlite_runtime, tmp_path):
+    _people(
+        sqlite_runtime,
+        {"email": "ann@example.com", "birthday": "1985-03-10"},
+        {"email": "bob@example.com", "birthday": "--03-10"},
+        {"email": "cy@example.com", "birthday": "10/03"},
+        {"email": "di@example.com", "birthday": "soon"},
+    )
+    draft = tmp_path / "birthday_today.yaml"
+    draft.write_text("where: {attribute: birthday, op: anniversary}\n")
+    out = cli.invoke(cli_app, ["segments", "preview", str(draft)])
+    assert out.exit_code == 0, out.output
+    assert "time-based): 2 profiles" in out.output
+    assert "warning: 2 profiles have a birthday that is not a date" in out.output
+
+
 def test_preview_on_an_empty_database_writes_nothing(cli, sqlite_runtime, tmp_path):
     draft = tmp_path / "a.yaml"
     draft.write_text("where: {event: Viewed, count: {gte: 3}, within_last: 7d}\n")

@@ -52,7 +52,8 @@ def _instant(minutes: int, offset: str) -> str:
 texts = st.sampled_from(
     ["8", "18", " 18 ", "100.50", "99", "0.10", "1e3", "00123", "-4", ".5", "n/a", "NaN",
      "Infinity", "1_000", "DE", "de", "Germany", "apparel.shoes", "", "true", "TRUE", "no",
-     " yes", "Yes ", "2026-02-30",
+     " yes", "Yes ", "2026-02-30", "--01-16", "--01-15", "--02-29", "--02-30", "--13-01",
+     "--1-16", "1990-01-16T23:30:00-05:00",
      "2026-13-01", "0000-01-01", "15/01/2026", "2026-01-15T25:00:00Z"]
 )  # fmt: skip
 days = st.integers(-6, 6).map(_day)
@@ -339,4 +340,27 @@ def test_yes_no_written_as_text_reads_as_true_or_false(
     ]
     definition = {"attribute": "vip", "op": "equals", "value": expected}
     assert _expected(people, parse_node(definition), parse_node(definition), BASE) == inside
+    _agree(connection, sqlite_engine, people, definition, definition, 0)
+
+
+def test_a_birthday_is_today_whether_written_with_a_year_without_one_or_as_an_instant(
+    connection: Connection, sqlite_engine: Engine
+) -> None:
+    """An import stores 15/05 without a year as ``--05-15`` (ISO 8601); a birthday sent
+    as an instant is on the day as written. Both are birthdays, in all three evaluators."""
+    people = [
+        {"attributes": {"birthday": b}, "events": []}
+        for b in (
+            "1985-01-15",  # 0: today in New York (BASE is 03:00 UTC on the 16th)
+            "--01-15",  # 1: no year
+            "1985-01-15T00:00:00Z",  # 2: an instant, the day as written
+            "1985-01-15T22:00:00-05:00",  # 3: as written, though it is the 16th in UTC
+            "--01-16",  # 4: tomorrow
+            "--02-30",  # 5: no such day
+            "--1-15",  # 6: not ISO
+            "15/01",  # 7: not stored so by an import; never a date here
+        )
+    ]
+    definition = {"attribute": "birthday", "op": "anniversary"}
+    assert _expected(people, parse_node(definition), parse_node(definition), BASE) == {0, 1, 2, 3}
     _agree(connection, sqlite_engine, people, definition, definition, 0)

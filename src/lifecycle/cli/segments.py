@@ -104,7 +104,9 @@ def _not_comparable(definition: Any, counts: dict[str, int]) -> list[str]:
     for node in walk(definition.where):
         if isinstance(node, Attribute):
             parts = node.test.value if isinstance(node.test.value, tuple) else (node.test.value,)
-            is_date = any(isinstance(p, DateSpec) for p in parts)
+            is_date = node.test.op in ("within_last", "within_next", "anniversary") or any(
+                isinstance(p, DateSpec) for p in parts
+            )
             kinds.setdefault(node.name, "a date" if is_date else "a number")
     out = []
     for name, n in sorted(counts.items()):

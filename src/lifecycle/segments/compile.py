@@ -109,6 +109,23 @@ class _PgValue:
             )
         )
 
+    def month_day(self) -> Expr:
+        """values.month_day: MM-DD of a date, of an instant as written, or of --MM-DD."""
+        dated = or_(
+            self.t.regexp_match(values.DATE_PATTERN),
+            self.t.regexp_match(values.INSTANT_PATTERN),
+        )
+        return case(
+            (
+                self.is_string(),
+                case(
+                    # nested: the day's digits are read only once a pattern matched
+                    (dated, case((_real_day(self.t), func.substr(self.t, 6, 5)))),
+                    (self.t.regexp_match(values.NO_YEAR_PATTERN), func.substr(self.t, 3, 5)),
+                ),
+            )
+        )
+
     def instant(self) -> Expr:
         parsed = case(
             (self.t.regexp_match(values.OFFSET_PATTERN), cast(self.t, TZ)),
@@ -213,11 +230,8 @@ class _Pg:
             month_day = func.to_char(today, "MM-DD")
             year = cast(func.extract("year", today), Integer)
             leap = or_(and_(year % 4 == 0, year % 100 != 0), year % 400 == 0)
-            mine = func.substr(value.t, 6, 5)
-            return and_(
-                value.date().is_not(None),
-                or_(mine == month_day, and_(month_day == "02-28", not_(leap), mine == "02-29")),
-            )
+            mine = value.month_day()
+            return or_(mine == month_day, and_(month_day == "02-28", not_(leap), mine == "02-29"))
         raise AssertionError(op)
 
     def _equals(self, value: _PgValue, expected: Any) -> Expr:
@@ -590,7 +604,10 @@ def unreadable_counts(
         for n in walk(current):
             if isinstance(n, InSegment):
                 stack.append(segment(n.name))
-            elif isinstance(n, Attribute) and n.test.op in ("gt", "gte", "lt", "lte", "between"):
+            elif isinstance(n, Attribute) and n.test.op in (
+                *("gt", "gte", "lt", "lte", "between"),
+                *("within_last", "within_next", "anniversary"),
+            ):
                 names.setdefault(n.name, n.test)
     counts: dict[str, int] = {}
     for name, test in names.items():

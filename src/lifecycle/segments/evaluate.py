@@ -179,20 +179,26 @@ def test_value(test: Test, value: Any, now: datetime, zone: ZoneInfo) -> bool:
             return now - expected <= moment <= now
         return now <= moment <= now + expected
     if op == "anniversary":
-        text = values.date_text(value)
-        if text is None:
+        mine = values.month_day(value)
+        if mine is None:
             return False
         today = local_date(now, zone)
         month_day = today.isoformat()[5:]
-        return text[5:] == month_day or (
-            month_day == "02-28" and not _leap(today.year) and text[5:] == "02-29"
+        return mine == month_day or (
+            month_day == "02-28" and not _leap(today.year) and mine == "02-29"
         )
     raise AssertionError(f"unknown op {op}")
 
 
 def readable(test: Test, value: Any) -> bool:
     """False when a present value cannot be read as the type the test compares (C2's "n/a")."""
-    if not present(value) or test.op not in ("gt", "gte", "lt", "lte", "between"):
+    if not present(value):
+        return True
+    if test.op == "anniversary":
+        return values.month_day(value) is not None
+    if test.op in ("within_last", "within_next"):
+        return values.date_text(value) is not None or values.instant(value) is not None
+    if test.op not in ("gt", "gte", "lt", "lte", "between"):
         return True
     parts = test.value if isinstance(test.value, tuple) else (test.value,)
     if isinstance(parts[0], DateSpec):
