@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from lifecycle import clock
 from lifecycle.events.service import ingest
 from lifecycle.imports.service import ImportOptions, rejected_csv, run
-from lifecycle.profiles.models import Identity, Merge, Profile
+from lifecycle.profiles.models import AttributeChange, Identity, Merge, Profile
 from lifecycle.profiles.service import find_profile
 from tests.cases.harness import case_dir
 from tests.support import at
@@ -76,17 +76,56 @@ def test_b11_the_same_person_twice_in_one_file_is_one_profile_later_row_wins(run
     assert report.counts == {
         "read": 2,
         "created": 1,
-        "updated": 1,
+        "updated": 0,
         "unchanged": 0,
         "rejected": 0,
         "repeated_in_file": 1,
     }
+    assert report.folded == [{"line": 3, "into": 2}]  # row 3 folded into row 2
     assert _profiles(db, top) == 1
     noa = find_profile(db, "email:noa@example.com")
     assert noa.attributes["first_name"] == "Noah"
     assert db.scalars(
         select(Identity.value).where(Identity.profile_id == noa.id, Identity.kind == "email")
     ).all() == ["noa@example.com"]
+
+
+def test_a_persons_rows_fold_into_one_write_and_a_rerun_changes_nothing(runtime, db):
+    """Rows of one person are folded before anything is compared: the history shows one
+    change per field, never Alpha -> Bravo -> Alpha, and nothing of a row is lost."""
+    data = (
+        b"email,first_name,last_name\n"
+        b"ann@example.com,Ann,Alpha\n"
+        b"bob@example.com,Bob,Beta\n"
+        b"ANN@example.com,,Bravo\n"
+        b"ann@example.com,Anne,Alpha\n"
+    )
+    report = _import(runtime, data)
+    assert report.counts == {
+        "read": 4,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "repeated_in_file": 2,
+    }
+    assert report.folded == [{"line": 4, "into": 2}, {"line": 5, "into": 2}]
+    ann = find_profile(db, "email:ann@example.com")
+    assert (ann.attributes["first_name"], ann.attributes["last_name"]) == ("Anne", "Alpha")
+    history = db.execute(
+        select(AttributeChange.name, AttributeChange.new_value)
+        .where(AttributeChange.profile_id == ann.id)
+        .order_by(AttributeChange.id)
+    ).all()
+    assert [name for name, _ in history].count("last_name") == 1
+    assert [name for name, _ in history].count("first_name") == 1
+    again = _import(runtime, data)
+    assert again.counts["updated"] == 0 and again.counts["created"] == 0
+    assert db.scalar(
+        select(func.count())
+        .select_from(AttributeChange)
+        .where(AttributeChange.profile_id == ann.id)
+    ) == len(history)
 
 
 def test_b14_upper_case_email_with_a_space_updates_the_same_person(runtime, db):
@@ -457,7 +496,7 @@ def test_rows_prepared_in_worker_processes_give_the_same_result(
     assert report.counts == {
         "read": 32,
         "created": 30,
-        "updated": 1,
+        "updated": 0,
         "unchanged": 0,
         "rejected": 1,
         "repeated_in_file": 1,

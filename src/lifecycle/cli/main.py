@@ -421,6 +421,13 @@ def import_file(
     console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
     for row in report.preview[:3] if dry_run else []:
         console.print(f"  row {row['line']} would store {row['traits']}", highlight=False)
+    for row in report.folded[:10]:
+        earlier = f"row {row['into']}" if row["into"] else "an earlier row"
+        console.print(
+            f"  row {row['line']}: the same person as {earlier}, folded into it"
+            " (later non-empty values win)",
+            highlight=False,
+        )
     for rejection in report.rejections[:20]:
         console.print(f"  [yellow]row {rejection['line']}: {rejection['reason']}[/yellow]")
     if report.import_id is not None and report.rejections:

@@ -94,6 +94,8 @@ class Report:
     message: str = ""
     notes: list[str] = field(default_factory=list)  # the rules the import read cells by
     warnings: list[str] = field(default_factory=list)  # cells to look at before trusting it
+    # Rows of a person read before ("into": that row's line, None: in an earlier batch).
+    folded: list[dict[str, Any]] = field(default_factory=list)
 
 
 UNDECIDED = "(not mapped)"
@@ -279,6 +281,7 @@ def _run(
         k: 0 for k in ("read", "created", "updated", "unchanged", "rejected", "repeated_in_file")
     }
     rejections: list[dict[str, Any]] = []
+    folded: list[dict[str, Any]] = []  # rows of a person already read: the first 100
     preview: list[dict[str, Any]] = []
     if options.existing not in ("update", "fill_empty", "skip"):
         raise Invalid("must be update, fill_empty or skip", field="existing")
@@ -314,7 +317,13 @@ def _run(
         session.add(ImportRejection(import_id=record.id, line=line, raw=raw, reason=reason))
 
     def store(prepared: list[Prepared]) -> None:
+        # The rows of one person in a batch are folded into the first (later non-empty
+        # values win) and written once: one change in the history, not A -> B -> A. A
+        # person's rows in different batches are applied in turn, the later on top.
         batch: list[tuple[int, str, Call]] = []
+        first_of: dict[str, int] = {}  # a person's key -> their row's index in the batch
+        folded_into: dict[int, list[tuple[int, str]]] = {}  # index -> rows folded into it
+        earlier_batch: set[int] = set()  # indexes of people seen in an earlier batch
         for item in prepared:
             counts["read"] += 1
             if item[0] == "rejected":
@@ -322,14 +331,33 @@ def _run(
                 continue
             _, line, raw, packed, identity = item
             call = _unpack(packed, now)
+            index = first_of.get(identity) if identity else None
+            if index is not None:
+                first_line, first_raw, first_call = batch[index]
+                batch[index] = (first_line, first_raw, _fold(first_call, call))
+                folded_into.setdefault(index, []).append((line, raw))
+                continue
+            if identity:
+                first_of[identity] = len(batch)
             if seen_keys.seen(hash(identity)):
-                counts["repeated_in_file"] += 1
+                earlier_batch.add(len(batch))
             batch.append((line, raw, call))
         results = ingest_parsed(session, [c for _, _, c in batch], now=now, options=opts)
         created.clear()  # a person made by an earlier batch is found, not made, by a later one
-        for (line, raw, call), result in zip(batch, results, strict=True):
+        for index, ((line, raw, call), result) in enumerate(zip(batch, results, strict=True)):
+            rows = folded_into.get(index, [])
             if result.status == "rejected":
-                reject(line, raw, f"{result.field}: {result.error}")
+                for each_line, each_raw in [(line, raw), *rows]:  # nothing folded is lost
+                    reject(each_line, each_raw, f"{result.field}: {result.error}")
+                continue
+            for each_line, _ in rows:
+                counts["repeated_in_file"] += 1
+                if len(folded) < 100:
+                    folded.append({"line": each_line, "into": line})
+            if index in earlier_batch:  # its outcome is the earlier row's, updated
+                counts["repeated_in_file"] += 1
+                if len(folded) < 100:
+                    folded.append({"line": line, "into": None})
             elif result.created and result.profile_id not in created:
                 created.add(result.profile_id)  # a person twice in one batch is made once
                 counts["created"] += 1
@@ -397,6 +425,7 @@ def _run(
         columns=record.columns,
         counts=counts,
         rejections=rejections,
+        folded=folded,
         preview=preview,
         status=status,
         message=message,
@@ -641,6 +670,19 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
         identity = str(body.get("userId") or body["traits"].get(key, "")).strip().casefold()
         out.append(("ok", line, raw, _pack(calls[0], context.now), identity))
     return out, stats
+
+
+def _fold(first: Call, later: Call) -> Call:
+    """One call for two rows of one person: the later row's values (its empty cells are
+    not in it, unless empty cells clear) and identifiers of each kind win."""
+    identifiers = {i.kind: i for i in first.identifiers}
+    identifiers.update((i.kind, i) for i in later.identifiers)
+    return dataclasses.replace(
+        first,
+        identifiers=list(identifiers.values()),
+        traits={**first.traits, **later.traits},
+        warnings=[*first.warnings, *later.warnings],
+    )
 
 
 def _pack(call: Call, now: datetime) -> tuple[Any, ...]:
