@@ -658,3 +658,18 @@ def test_an_upload_can_declare_no_missing_markers_and_a_phone_region(runtime, in
     inline.drain()
     profile = find_profile(db, "phone:+442079460958")
     assert profile.attributes["first_name"] == "NULL"
+
+
+def test_greek_names_too_few_to_tell_their_encoding_wait_for_it_then_import_right(runtime, db):
+    from lifecycle.errors import Invalid
+
+    data = "email,first_name\nleo@example.com,Λεωνιδας\nalex@example.com,Αλεξανδρος\n".encode(
+        "iso-8859-7"
+    )
+    with pytest.raises(Invalid) as refused:
+        _import(runtime, data)
+    assert refused.value.field == "encoding" and "Λεωνιδας" in refused.value.message
+    assert db.scalar(select(Identity.id).where(Identity.value == "leo@example.com")) is None
+    report = _import(runtime, data, encoding="iso-8859-7")
+    assert report.counts["created"] == 2 and report.encoding.startswith("iso8859-7 (given)")
+    assert find_profile(db, "email:leo@example.com").attributes["first_name"] == "Λεωνιδας"

@@ -7,6 +7,7 @@ import io
 import pytest
 
 from lifecycle.imports import (
+    AmbiguousEncoding,
     NotTextError,
     Row,
     RowError,
@@ -346,6 +347,39 @@ def test_latin1_and_western_accents() -> None:
 def test_greek_with_declared_encoding() -> None:
     result = read((MESSY / "table-infer-iso-8859-7.csv").read_bytes(), encoding="iso-8859-7")
     assert [r.cells["name"] for r in result.rows][:2] == ["Λεωνιδας", "Αλεξανδρος"]
+
+
+def test_greek_without_a_declared_encoding_is_refused_with_each_reading_not_garbled() -> None:
+    """Four Greek names are too little text to tell Greek from Russian (charset-normalizer
+    prefers cp1251): the import asks, showing what each encoding would make of them."""
+    with pytest.raises(AmbiguousEncoding) as refused:
+        read((MESSY / "table-infer-iso-8859-7.csv").read_bytes())
+    message = str(refused.value)
+    assert "as cp1253 it reads 'Λεωνιδας'" in message and "as cp1251" in message
+    assert "--encoding" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "codec", "refused"),
+    [
+        ("Ivan,Иванов Пётр,Москва\nAnna,Смирнова Анна,Санкт-Петербург\n", "cp1251", False),
+        ("Ivan,Иванов Пётр,Москва\nAnna,Смирнова Анна,Санкт-Петербург\n", "koi8_r", False),
+        ("Olek,Олександр Шевченко,Київ\nIra,Ірина Коваленко,Львів\n", "cp1251", False),
+        ("Gio,Γιώργος Παπαδόπουλος,Αθήνα\n" * 5, "cp1253", False),
+        ("Mo,محمد علي,القاهرة\nFa,فاطمة حسن,دبي\n", "cp1256", False),
+        ("Dav,דוד כהן,תל אביב\nSar,שרה לוי,ירושלים\n", "cp1255", True),  # read as cp1251
+    ],
+)
+def test_single_byte_alphabets_are_read_right_or_refused_never_garbled(
+    text: str, codec: str, refused: bool
+) -> None:
+    data = ("nick,name,city\n" + text).encode(codec)
+    if refused:
+        with pytest.raises(AmbiguousEncoding):
+            read(data)
+        return
+    result = read(data)
+    assert [r.raw for r in result.rows] == text.splitlines()
 
 
 def test_bom_cjk_and_semicolon_leading_zero() -> None:

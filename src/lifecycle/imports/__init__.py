@@ -1,6 +1,7 @@
 """CSV import: the pure reading layer (bytes -> rows of text cells, or row errors)."""
 
 from lifecycle.imports.reader import (
+    AmbiguousEncoding,
     Column,
     Dialect,
     NotTextError,
@@ -25,6 +26,7 @@ from lifecycle.imports.values import (
 
 __all__ = [
     "DEFAULT_MARKERS",
+    "AmbiguousEncoding",
     "Column",
     "DateError",
     "Dialect",

@@ -51,6 +51,11 @@ class NotTextError(ValueError):
     """The content is not a text table (an image, a workbook, binary data)."""
 
 
+class AmbiguousEncoding(ValueError):
+    """Single-byte encodings of different alphabets read the file equally well: choosing
+    one would be a guess that may garble every name (``--encoding`` decides)."""
+
+
 @dataclass(frozen=True)
 class Dialect:
     encoding: str  # Python codec name used for the single decode
@@ -176,19 +181,57 @@ def _looks_western(data: bytes) -> bool:
     return not ratios or sum(ratios) / len(ratios) <= 0.5
 
 
+# Single-byte encodings still met in exports, besides the Western ones: each letter byte
+# means a different letter in each, so a wrong choice garbles every name.
+_SINGLE_BYTE = (
+    *("cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258"),
+    *("koi8_r", "koi8_u", "cp866", "iso8859_2", "iso8859_5", "iso8859_7", "iso8859_8"),
+)
+# Below this many bytes outside ASCII, a detector's scores are too close to trust when
+# another alphabet reads nearly as well (a few Greek names read as plausible Russian).
+_FEW_LETTERS = 500
+
+
 def _charset_normalizer(data: bytes) -> str | None:
+    """The detected codec; raises AmbiguousEncoding when another reads the little text
+    there is nearly as well, with different letters."""
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - dependency missing
         return None
-    best = from_bytes(data[: 256 * 1024]).best()
+    sample = data[: 256 * 1024]
+    best = from_bytes(sample).best()
     if best is None:
         return None
     codec = codecs.lookup(best.encoding).name
     # Western files: cp1252 is a superset of Latin-1's printable range; prefer it.
     if codec in ("latin-1", "iso8859-1"):
         codec = "cp1252"
+    if sum(1 for b in sample if b > 127) < _FEW_LETTERS:
+        text = str(best)
+        rivals = [
+            m
+            for m in from_bytes(sample, cp_isolation=list(_SINGLE_BYTE))
+            if m.chaos <= best.chaos + 0.05
+            and m.coherence >= best.coherence - 0.25
+            and str(m) != text
+        ]
+        if rivals:
+            readings = [(codec, text)] + [(codecs.lookup(m.encoding).name, str(m)) for m in rivals]
+            raise AmbiguousEncoding(
+                "the encoding cannot be told from so little text: "
+                + "; ".join(f"as {name} it reads {_first_word(t)!r}" for name, t in readings[:4])
+                + ". Give the file's encoding (--encoding, or encoding= over HTTP)"
+            )
     return codec
+
+
+def _first_word(text: str) -> str:
+    """The first word with a letter outside ASCII: what a reader recognises at once."""
+    for word in re.findall(r"[^\W\d_]+", text):
+        if not word.isascii():
+            return word
+    return text[:20]
 
 
 # --------------------------------------------------------------------------- dialect

@@ -245,6 +245,8 @@ def _run(
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
         checksum, size = _checksum(stream)
         read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
+    except reader.AmbiguousEncoding as err:
+        raise Invalid(f"{filename}: {err}", field="encoding") from None
     except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
         raise Invalid(f"{filename}: {err}", field="file") from None
     if read.header_errors:
