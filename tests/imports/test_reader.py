@@ -286,7 +286,9 @@ def test_undecodable_byte_in_utf8_file_is_a_row_error_naming_the_column() -> Non
         ("Accepts Email Marketing", "accepts_email_marketing"),
         ("Accepts SMS Marketing", "accepts_sms_marketing"),
         ("Customer ID", "id"),
-        ("Record ID", "id"),
+        ("Record ID", "hubspot_record_id"),
+        ("Klaviyo ID", "klaviyo_id"),
+        ("LEID", "mailchimp_leid"),
         ("Postal Code", "postal_code"),
         ("Default Address Zip", "postal_code"),
         ("State/Region", "region"),
@@ -314,6 +316,9 @@ def test_mailchimp_export_header() -> None:
     assert fields["First Name"] == "first_name" and fields["Last Name"] == "last_name"
     assert result.rows[0].cells["email_address"] == "mail@example.com"
     assert result.ok and result.errors == []
+    # Mailchimp's own member numbers are kept as attributes, never as the user id.
+    assert (fields["LEID"], fields["EUID"]) == ("mailchimp_leid", "mailchimp_euid")
+    assert "id" not in fields.values()
 
 
 def test_a_field_claimed_twice_is_a_note_not_a_failure() -> None:

@@ -390,14 +390,18 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "id",
         "customerid",
         "externalid",
-        "recordid",
         "contactid",
         "userid",
-        "klaviyoid",
         "profileid",
         "memberid",
-        "leid",
     ),
+    # A vendor's own number for its record of the person is kept, but it is not the id
+    # the product knows them by: as ``id`` it would claim the user-id slot, and the
+    # product's real user id would then conflict with it.
+    "mailchimp_leid": ("leid",),
+    "mailchimp_euid": ("euid",),
+    "klaviyo_id": ("klaviyoid",),
+    "hubspot_record_id": ("recordid",),
     "accepts_email_marketing": (
         "acceptsemailmarketing",
         "acceptsmarketing",
