@@ -248,9 +248,18 @@ def test_rerun_changes_nothing_dry_run_writes_nothing_and_bad_rows_are_kept(runt
     assert again.counts["created"] == 0 and again.counts["unchanged"] == 1
     with runtime.session() as session:
         text = rejected_csv(session, first.import_id)
-    assert text.splitlines()[0] == "line,reason,original"
-    assert text.splitlines()[1].startswith("3,") and "not-an-email" in text
+    assert text.splitlines()[0] == "rejected_line,rejected_reason,email,first_name,zip"
+    assert text.splitlines()[1].startswith("3,") and text.splitlines()[1].endswith(
+        ",not-an-email,Bo,1"
+    )
     assert text.splitlines()[2].startswith("4,the key column (email) is empty")
+    assert text.splitlines()[2].endswith(",,Cy,2")
+    # Fixed in a spreadsheet and imported again: the notes are not data.
+    fixed = text.replace("not-an-email", "bo@example.com").replace(",,Cy,2", ",cy@example.com,Cy,2")
+    report = _import(runtime, fixed.encode())
+    assert report.counts["created"] == 2 and report.counts["rejected"] == 0, report
+    bo = find_profile(db, "email:bo@example.com").attributes
+    assert bo == {"email": "bo@example.com", "first_name": "Bo", "postal_code": "1"}
 
 
 def test_zero_of_n_rows_is_a_failure(runtime):
@@ -298,7 +307,9 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     assert status["rows_done"] == status["counts"]["read"] == 2
     assert "utf-8" in status["encoding"]
     rejected = client.get(f"/v1/imports/{import_id}/rejected", headers=ADMIN_AUTH)
-    assert rejected.status_code == 200 and rejected.text.startswith("line,reason,original")
+    assert rejected.status_code == 200 and rejected.text.startswith(
+        "rejected_line,rejected_reason,"
+    )
     assert client.post("/v1/imports", content=data).status_code == 401
     # Over HTTP, a refusal names the query parameters, not the command line's flags.
     response = client.post("/v1/imports", content=data, headers=ADMIN_AUTH)

@@ -441,7 +441,7 @@ def import_file(
 
 @imports_app.command("rejected")
 def import_rejected(import_id: int, database_url: DbOption = None) -> None:
-    """The rejected rows of an import, as CSV (line, reason, original text)."""
+    """The rejected rows of an import as a CSV to fix and import again (line, reason, cells)."""
     from lifecycle.errors import LifecycleError
     from lifecycle.imports.service import rejected_csv
     from lifecycle.runtime import build_runtime

@@ -401,6 +401,8 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "mailchimp_leid": ("leid",),
     "mailchimp_euid": ("euid",),
     "klaviyo_id": ("klaviyoid",),
+    # The notes on a file of rejected rows (lifecycle imports rejected), fixed and re-imported.
+    "ignore": ("rejectedline", "rejectedreason"),
     "hubspot_record_id": ("recordid",),
     "accepts_email_marketing": (
         "acceptsemailmarketing",
@@ -479,7 +481,7 @@ def _build_header(cells: list[str]) -> tuple[list[Column], list[str], list[str]]
                 n += 1
             key = f"{key}_{n}"
             col_field = None
-        elif col_field and col_field in seen_fields:
+        elif col_field and col_field != "ignore" and col_field in seen_fields:
             notes.append(
                 f"columns {seen_fields[col_field]!r} and {original!r} both look like "
                 f"{col_field}; {original!r} is left unmapped"

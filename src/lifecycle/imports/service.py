@@ -777,19 +777,27 @@ def _main_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+REJECTED_COLUMNS = ("rejected_line", "rejected_reason")  # read back as "ignore"
+
+
 def rejected_csv(session: Session, import_id: int) -> str:
-    """The rejected rows as a CSV to fix and import again: line, reason, original text."""
-    if session.get(Import, import_id) is None:
+    """The rejected rows as a CSV to fix and import again: the row's line and the reason,
+    then the file's own columns with the row's cells as they were. Importing it again
+    (with the same options) reads the two first columns as notes, not data."""
+    record = session.get(Import, import_id)
+    if record is None:
         raise NotFound(f"import {import_id} not found")
+    delimiter = record.delimiter or ","
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["line", "reason", "original"])
+    writer.writerow([*REJECTED_COLUMNS, *(c["header"] for c in record.columns or [])])
     for rejection in session.scalars(
         select(ImportRejection)
         .where(ImportRejection.import_id == import_id)
         .order_by(ImportRejection.line)
     ):
-        writer.writerow([rejection.line, rejection.reason, rejection.raw])
+        cells = next(csv.reader(io.StringIO(rejection.raw), delimiter=delimiter), [])
+        writer.writerow([rejection.line, rejection.reason, *cells])
     return out.getvalue()
 
 
