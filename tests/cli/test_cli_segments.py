@@ -231,3 +231,13 @@ def test_validate_the_segments_directory(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     out = cli.invoke(cli_app, ["segments", "validate", str(tmp_path / "empty")])
     assert out.exit_code == 0 and "no segments directory" in out.output
+
+
+def test_validate_a_folder_of_segment_files_under_another_name(cli, tmp_path):
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    (drafts / "adults.yaml").write_text(ADULTS)
+    (drafts / "bad.yaml").write_text("where: {attribute: age, op: between, value: [9, 1]}\n")
+    out = cli.invoke(cli_app, ["segments", "validate", str(drafts)])
+    assert out.exit_code == 1, out.output  # checked, not "no segments directory"
+    assert f"{drafts / 'bad.yaml'}:1: where.value: between takes [low, high]" in out.output

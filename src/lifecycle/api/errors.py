@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from lifecycle.errors import Conflict, Invalid, LifecycleError, NotFound, TooLarge
@@ -19,3 +21,18 @@ def install(app: FastAPI) -> None:
         if err.field is not None:
             body["field"] = err.field
         return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (a query parameter that is not a number) answer in the same
+        shape as ours, ``error`` and ``field``; its ``detail`` list is kept beside them."""
+        problems = err.errors()
+        first = problems[0] if problems else {}
+        where = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
+        field = ".".join(where) or "request"
+        body = {
+            "error": f"{field}: {first.get('msg', 'invalid request')}",
+            "field": field,
+            "detail": jsonable_encoder(problems),
+        }
+        return JSONResponse(body, status_code=422)

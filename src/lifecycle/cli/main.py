@@ -84,7 +84,8 @@ def validate(
     if problems:
         raise typer.Exit(1)
     for item in loaded:
-        print(f"{item.file}: ok ({item.definition.name}, {len(item.definition.steps)} steps)")
+        steps = len(item.definition.steps)
+        print(f"{item.file}: ok ({item.definition.name}, {steps} step{'' if steps == 1 else 's'})")
 
 
 def _serve_api(runtime, host: str, port: int) -> None:  # type: ignore[no-untyped-def]

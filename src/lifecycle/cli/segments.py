@@ -269,6 +269,10 @@ def recompute(
         print(f"{_plural(started, 'journey')} started")
 
 
+def _holds_yaml(folder: Path) -> bool:
+    return folder.is_dir() and any([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
 @app.command()
 def validate(
     directory: Annotated[
@@ -281,6 +285,8 @@ def validate(
 
     root = Path(directory or get_settings().campaigns_dir)
     folder = root if root.name == "segments" else segments_dir(root)
+    if directory is not None and not folder.is_dir() and _holds_yaml(root):
+        folder = root  # a folder of segment files under another name
     if not folder.is_dir():
         if directory is not None and not root.is_dir():
             print(f"{root}:1: directory not found")

@@ -161,6 +161,12 @@ def parse_test(op: str, value: Any, where: Path) -> Test:
         low, high = (_ordered(v, (*where, i), op) for i, v in enumerate(value))
         if isinstance(low, DateSpec) != isinstance(high, DateSpec):
             raise DefinitionError(where, "between needs two numbers or two dates")
+        if _above(low, high):
+            raise DefinitionError(
+                where,
+                f"between takes [low, high]: {value[0]!r} is above {value[1]!r}, so nothing "
+                "could ever match; put the smaller first",
+            )
         return Test(op, (low, high))
     if op in ("within_last", "within_next"):
         try:
@@ -285,7 +291,11 @@ def parse_node(data: Any, where: Path = ("where",)) -> Node:
         _only(data, _ATTRIBUTE_KEYS, where)
         name = _name(data["attribute"], (*where, "attribute"))
         op = data.get("op", "exists" if "value" not in data else "equals")
-        return Attribute(name, parse_test(op, data.get("value"), (*where, "op")))
+        if op not in OPS:
+            parse_test(op, None, (*where, "op"))  # raises: the unknown op, at its line
+        # A mistake in the value points at the value (the op is fine).
+        at = (*where, "value") if "value" in data else (*where, "op")
+        return Attribute(name, parse_test(op, data.get("value"), at))
     return _event(data, where)
 
 
@@ -384,6 +394,20 @@ def _measure(data: dict[str, Any], where: Path) -> tuple[str, str | None, Test]:
     if not isinstance(performed, bool):
         raise DefinitionError((*where, "performed"), "performed is true or false")
     return "count", None, Test("gte" if performed else "equals", Decimal(1 if performed else 0))
+
+
+def _above(low: Any, high: Any) -> bool:
+    """Is ``low`` certainly above ``high``? (Bounds of different kinds are not compared.)"""
+    if isinstance(low, Decimal) and isinstance(high, Decimal):
+        return low > high
+    if isinstance(low, DateSpec) and isinstance(high, DateSpec) and low.base == high.base:
+        if low.base in ("today", "now"):
+            return low.offset > high.offset
+        if low.base == "date":
+            return low.literal > high.literal
+        first, second = values.instant(low.literal), values.instant(high.literal)
+        return first is not None and second is not None and first > second
+    return False
 
 
 # ---------------------------------------------------------------- a whole segment
