@@ -54,7 +54,27 @@ def _problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
 )  # fmt: skip
 def test_every_mistake_is_named_with_its_line(tmp_path, text, expected):
     problems = _problems(tmp_path, {"a.yaml": text})
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    assert problems and problems[0].startswith(expected), problems
+
+
+def test_every_mistake_of_a_file_is_reported_not_only_the_first(tmp_path):
+    text = (
+        "name: 'bad name'\n"
+        "where:\n"
+        "  all:\n"
+        "    - {attribute: age, op: gte, value: n/a}\n"
+        "    - {attribute: country, op: equals, value: DE}\n"
+        "    - any:\n"
+        "        - {event: X, within_last: 3 days}\n"
+        "        - {attribute: x, op: between, value: [9, 1]}\n"
+    )
+    problems = _problems(tmp_path, {"a.yaml": text})
+    assert [p.split(": ")[0] for p in problems] == [
+        "a.yaml:1",
+        "a.yaml:4",
+        "a.yaml:7",
+        "a.yaml:8",
+    ], problems
 
 
 def test_references_must_exist_and_never_loop(tmp_path):

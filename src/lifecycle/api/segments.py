@@ -151,7 +151,9 @@ def _definitions(
         try:
             definition = parse_segment(data)
         except DefinitionError as err:
-            problems.append(Problem(file, line_for((*prefix, *err.path), lines), str(err)))
+            problems += [
+                Problem(file, line_for((*prefix, *e.path), lines), str(e)) for e in err.each
+            ]
             continue
         except ValueError as err:
             problems.append(Problem(file, start, str(err)))

@@ -36,6 +36,37 @@ class DefinitionError(ValueError):
         self.path = path
         self.text = text
 
+    @property
+    def each(self) -> list[DefinitionError]:
+        """Every mistake this stands for (one, or those of several conditions)."""
+        return [self]
+
+
+class DefinitionErrors(DefinitionError):
+    """The mistakes of several conditions of one definition, all reported at once."""
+
+    def __init__(self, errors: list[DefinitionError]) -> None:
+        flat = [one for err in errors for one in err.each]
+        super().__init__(flat[0].path, flat[0].text)
+        self.errors = flat
+
+    @property
+    def each(self) -> list[DefinitionError]:
+        return self.errors
+
+
+def _all_or_raise(parsers: list[Any]) -> list[Any]:
+    """Run each parser; if any fails, raise every failure together."""
+    out, errors = [], []
+    for parse in parsers:
+        try:
+            out.append(parse())
+        except DefinitionError as err:
+            errors.append(err)
+    if errors:
+        raise DefinitionErrors(errors)
+    return out
+
 
 # ---------------------------------------------------------------- values and tests
 
@@ -277,7 +308,14 @@ def parse_node(data: Any, where: Path = ("where",)) -> Node:
         items = data[kind]
         if not isinstance(items, list) or not items:
             raise DefinitionError((*where, kind), f"{kind} takes a non-empty list of conditions")
-        nodes = tuple(parse_node(item, (*where, kind, i)) for i, item in enumerate(items))
+        nodes = tuple(
+            _all_or_raise(
+                [
+                    lambda item=item, i=i: parse_node(item, (*where, kind, i))
+                    for i, item in enumerate(items)
+                ]
+            )
+        )
         return All(nodes) if kind == "all" else AnyOf(nodes)
     if kind == "not":
         _only(data, {"not"}, where)
@@ -443,16 +481,29 @@ def parse_segment(data: Any) -> SegmentDef:
     data = _plain(data)
     if not isinstance(data, dict):
         raise DefinitionError((), "a segment file is a mapping with name and where")
-    _only(data, _SEGMENT_KEYS, ())
-    name = data.get("name")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise DefinitionError(("name",), "a name of letters, digits, _ and - is required")
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise DefinitionError(("description",), "description is a text")
-    if "where" not in data:
-        raise DefinitionError((), "where (the condition) is required")
-    return SegmentDef(name, description, parse_node(data["where"]), data)
+
+    def name() -> str:
+        value = data.get("name")
+        if not isinstance(value, str) or not NAME.fullmatch(value):
+            raise DefinitionError(("name",), "a name of letters, digits, _ and - is required")
+        return value
+
+    def description() -> str:
+        value = data.get("description") or ""
+        if not isinstance(value, str):
+            raise DefinitionError(("description",), "description is a text")
+        return value
+
+    def where() -> Node:
+        if "where" not in data:
+            raise DefinitionError((), "where (the condition) is required")
+        return parse_node(data["where"])
+
+    def keys() -> None:
+        _only(data, _SEGMENT_KEYS, ())
+
+    _, found_name, found_description, found_where = _all_or_raise([keys, name, description, where])
+    return SegmentDef(found_name, found_description, found_where, data)
 
 
 def walk(node: Node) -> list[Node]:

@@ -30,7 +30,7 @@ def parse_file(path: Path) -> tuple[LoadedSegment | None, list[Problem]]:
     try:
         definition = parse_segment(data)
     except DefinitionError as err:
-        return None, [Problem(name, line_for(err.path, lines), str(err))]
+        return None, [Problem(name, line_for(e.path, lines), str(e)) for e in err.each]
     except ValueError as err:  # a value the YAML parser typed strangely (dates, say)
         return None, [Problem(name, 1, str(err))]
     canonical = json.dumps(definition.source, sort_keys=True, default=str)
