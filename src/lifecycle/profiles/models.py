@@ -49,7 +49,12 @@ class AttributeChange(Base):
     __table_args__ = (Index("ix_attribute_changes_profile_time", "profile_id", "changed_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    # A profile id without a foreign key: history is append-only and profiles are never
+    # deleted (a merged one stays, pointing at its survivor), while the key's check, one
+    # lookup per row, took over half the time of an import's largest write (five history
+    # rows a new person; measured, docs/import.md). Rows are only written beside their
+    # profile, in the same transaction, by lifecycle.profiles.
+    profile_id: Mapped[int] = mapped_column(BigId)
     name: Mapped[str] = mapped_column(String(255))
     old_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
     new_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
