@@ -684,3 +684,36 @@ def test_greek_names_too_few_to_tell_their_encoding_wait_for_it_then_import_righ
     report = _import(runtime, data, encoding="iso-8859-7")
     assert report.counts["created"] == 2 and report.encoding.startswith("iso8859-7 (given)")
     assert find_profile(db, "email:leo@example.com").attributes["first_name"] == "Λεωνιδας"
+
+
+def test_the_same_file_with_other_options_is_applied_and_a_true_rerun_says_so(runtime, db):
+    data = b"Email,Shoe Size,Last Name\nss1@example.com,42,NULL\n"
+    _import(runtime, data, mapping={"Shoe Size": "ignore"})
+    assert "shoe_size" not in find_profile(db, "email:ss1@example.com").attributes
+    report = _import(runtime, data, mapping={"Shoe Size": "shoe_size"})
+    assert report.counts["updated"] == 1, report.counts
+    db.expire_all()
+    assert find_profile(db, "email:ss1@example.com").attributes["shoe_size"] == "42"
+    report = _import(runtime, data, mapping={"Shoe Size": "shoe_size"}, missing_markers=())
+    assert report.counts["updated"] == 1, report
+    assert not any("imported before" in w for w in report.warnings), report
+    db.expire_all()
+    assert find_profile(db, "email:ss1@example.com").attributes["last_name"] == "NULL"
+    again = _import(runtime, data, mapping={"Shoe Size": "shoe_size"}, missing_markers=())
+    assert again.counts["unchanged"] == 1
+    assert any("imported before from this same file" in w for w in again.warnings), again
+
+
+def test_rows_of_one_phone_written_three_ways_fold_into_one(runtime, db):
+    data = (
+        b"phone,first_name\n(212) 555-0100,A\n+1 212 555 0100,B\n2125550100,C\n+1 646 555 0100,D\n"
+    )
+    report = _import(runtime, data, key="phone", phone_region="US")
+    assert report.counts["created"] == 2 and report.counts["repeated_in_file"] == 2, report
+    assert report.folded == [{"line": 3, "into": 2}, {"line": 4, "into": 2}]
+    person = find_profile(db, "phone:+12125550100")
+    assert person.attributes["first_name"] == "C"
+    names = db.scalars(
+        select(AttributeChange.name).where(AttributeChange.profile_id == person.id)
+    ).all()
+    assert names.count("first_name") == 1 and names.count("phone") == 1

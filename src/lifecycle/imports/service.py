@@ -19,6 +19,7 @@ import dataclasses
 import gc
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import sys
@@ -311,6 +312,7 @@ def _run(
     )
     seen_keys = SeenKeys()
     created: set[int] = set()
+    already = 0  # rows this same file, read the same way, imported before
 
     def reject(line: int, raw: str, reason: str) -> None:
         counts["rejected"] += 1
@@ -363,7 +365,11 @@ def _run(
             elif result.created and result.profile_id not in created:
                 created.add(result.profile_id)  # a person twice in one batch is made once
                 counts["created"] += 1
-            elif result.status == "duplicate" or not result.changed:
+            elif result.status == "duplicate":
+                nonlocal already
+                already += 1
+                counts["unchanged"] += 1
+            elif not result.changed:
                 counts["unchanged"] += 1
             else:
                 counts["updated"] += 1
@@ -384,7 +390,7 @@ def _run(
         key,
         options,
         now.isoformat(),
-        checksum[:24],
+        f"{checksum[:24]}:{_recipe(options, key)}",
         opts,
         now,
         countries,
@@ -406,6 +412,12 @@ def _run(
         for c, column in zip(read.header, record.columns, strict=True)
     ]
     notes, warnings = _missing_notes(read.header, stats, markers, options)
+    if already:
+        warnings.append(
+            f"{already} row(s) were imported before from this same file read with these same"
+            " options (an earlier or interrupted run) and were not applied again; counted as"
+            " unchanged"
+        )
     imported = counts["created"] + counts["updated"] + counts["unchanged"]
     if counts["read"] and imported == 0:
         status, message = "failed", f"0 of {counts['read']} rows imported: see the rejected rows"
@@ -669,7 +681,12 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
         if result.status == "rejected":
             out.append(("rejected", line, raw, f"{result.field}: {result.error}"))
             continue
-        identity = str(body.get("userId") or body["traits"].get(key, "")).strip().casefold()
+        # The person's key as matching reads it (+16465550100 for (646) 555-0100), so
+        # their rows fold however each spelled it.
+        identity = next(
+            (f"{i.kind}:{i.value}" for i in calls[0].identifiers if i.kind == key),
+            str(body.get("userId") or body["traits"].get(key, "")).strip().casefold(),
+        )
         out.append(("ok", line, raw, _pack(calls[0], context.now), identity))
     return out, stats
 
@@ -834,6 +851,14 @@ def options_of(record: Import) -> ImportOptions:
             saved[name] = tuple(saved[name])
     # None: the default markers; [] (none on purpose) stays none.
     return ImportOptions(**saved, missing_markers=None if markers is None else tuple(markers))
+
+
+def _recipe(options: ImportOptions, key: str) -> str:
+    """What decides how rows read: the same file imported with other options (a column
+    mapped that was ignored, other missing markers) is new work, not a re-run."""
+    saved = {k: v for k, v in _saved(options).items() if k not in ("dry_run", "workers", "via")}
+    text = json.dumps({**saved, "key": key}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _saved(options: ImportOptions) -> dict[str, Any]:
