@@ -717,3 +717,32 @@ def test_rows_of_one_phone_written_three_ways_fold_into_one(runtime, db):
         select(AttributeChange.name).where(AttributeChange.profile_id == person.id)
     ).all()
     assert names.count("first_name") == 1 and names.count("phone") == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "words"),
+    [
+        ({"delimiter": "ab"}, "delimiter", "'ab' is not a delimiter"),
+        ({"delimiter": "x"}, "delimiter", "'x' is not a delimiter"),
+        ({"unknown_columns": "bogus"}, "unknown_columns", "'bogus' is not one of refuse"),
+        ({"key": "nope"}, "key", "'nope' is not one of email, phone, id"),
+        ({"date_order": "XYZ"}, "date_order", "'XYZ' is not one of DMY"),
+        ({"existing": "merge"}, "existing", "'merge' is not one of update"),
+        ({"mapping": {"Age": "email"}}, "mapping", "'Email' and 'Age' are both mapped"),
+        ({"mapping": {"Nope": "x"}}, "mapping", "the file has no column 'Nope'"),
+    ],
+)
+def test_options_that_are_not_among_their_choices_are_named(runtime, db, options, field, words):
+    from lifecycle.errors import Invalid
+
+    data = b"Email,Age\nopt@example.com,30\n"
+    with pytest.raises(Invalid) as refused:
+        _import(runtime, data, **{"mapping": {"Email": "email"}, **options})
+    assert refused.value.field == field and words in refused.value.message
+    assert db.scalar(select(Identity.id).where(Identity.value == "opt@example.com")) is None
+
+
+@pytest.mark.parametrize("written", ["tab", "\\t", "\t"])
+def test_a_tab_delimiter_however_written(runtime, db, written):
+    report = _import(runtime, b"email\tfirst_name\ntab@example.com\tTia\n", delimiter=written)
+    assert report.counts["created"] == 1 and report.delimiter == "\t"

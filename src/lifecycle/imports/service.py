@@ -230,6 +230,47 @@ def run(
     )
 
 
+_CHOICES = {
+    "key": (None, *KEYS),
+    "existing": ("update", "fill_empty", "skip"),
+    "unknown_columns": ("refuse", "keep", "ignore"),
+    "date_order": (None, "DMY", "MDY", "YMD"),
+}
+_DELIMITER_WORDS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def checked(options: ImportOptions) -> ImportOptions:
+    """The options, or Invalid naming the first that is not one of its choices."""
+    for name, allowed in _CHOICES.items():
+        value = getattr(options, name)
+        if value not in allowed:
+            shown = ", ".join(a for a in allowed if a is not None)
+            raise Invalid(f"{value!r} is not one of {shown}", field=name)
+    delimiter = options.delimiter
+    if delimiter is not None:
+        delimiter = _DELIMITER_WORDS.get(delimiter.casefold(), delimiter)
+        if len(delimiter) != 1 or delimiter in ('"', "\r", "\n") or delimiter.isalnum():
+            raise Invalid(
+                f"{options.delimiter!r} is not a delimiter: give one character such as , ; |"
+                " or the word tab",
+                field="delimiter",
+            )
+    targets: dict[str, str] = {}
+    for column, target in options.mapping.items():
+        if target == "ignore":
+            continue
+        if not target.strip():
+            raise Invalid(f"column {column!r} is mapped to an empty field name", field="mapping")
+        if target in targets:
+            raise Invalid(
+                f"columns {targets[target]!r} and {column!r} are both mapped to {target}:"
+                " map one elsewhere or to ignore",
+                field="mapping",
+            )
+        targets[target] = column
+    return dataclasses.replace(options, delimiter=delimiter)
+
+
 def _run(
     session: Session,
     data: bytes | BinaryIO,
@@ -241,6 +282,7 @@ def _run(
     record: Import | None,
     on_batch: Callable[[Import], None] | None,
 ) -> Report:
+    options = checked(options)
     try:
         # Streaming: constant memory whatever the file's size.
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -252,7 +294,28 @@ def _run(
         raise Invalid(f"{filename}: {err}", field="file") from None
     if read.header_errors:
         raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
+    named = {n for c in read.header for n in (c.original, c.original.strip(), c.key)}
+    strays = [column for column in options.mapping if column not in named]
+    if strays:
+        raise Invalid(
+            f"the file has no column {strays[0]!r} to map (its columns: "
+            + ", ".join(repr(c.original) for c in read.header)
+            + ")",
+            field="mapping",
+        )
     fields = {c.key: _field_of(c, options.mapping, options.unknown_columns) for c in read.header}
+    claimed: dict[str, str] = {}
+    for column in read.header:
+        target = fields[column.key]
+        if target in ("ignore", UNDECIDED):
+            continue
+        if target in claimed:  # one would silently overwrite the other, row by row
+            raise Invalid(
+                f"columns {claimed[target]!r} and {column.original!r} are both mapped to"
+                f" {target}: map one elsewhere or to ignore (--map 'COLUMN=ignore')",
+                field="mapping",
+            )
+        claimed[target] = column.original
     undecided = [c.original for c in read.header if fields[c.key] == UNDECIDED]
     refusal = _unmapped(undecided, options.via) if undecided else ""
     if refusal and not options.dry_run:
@@ -822,6 +885,7 @@ def queue(
     session: Session, data: bytes, *, filename: str, options: ImportOptions, now: datetime
 ) -> Import:
     """Store an uploaded file for a worker to import (job ``imports.run``)."""
+    options = checked(options)
     if options.phone_region:
         try:
             phone_region(options.phone_region)

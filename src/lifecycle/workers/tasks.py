@@ -170,4 +170,14 @@ def run_import(runtime: Runtime, import_id: int) -> None:
             assert record is not None
             record.status, record.message = "failed", f"{err.field}: {err.message}"
             return
+        except Exception as err:
+            # A fault of ours: the import says so rather than staying "queued" for ever;
+            # the error goes on to the worker's log.
+            session.rollback()
+            record = session.get(Import, import_id)
+            assert record is not None
+            record.status = "failed"
+            record.message = f"internal error ({type(err).__name__}); see the worker's log"
+            session.commit()
+            raise
         record.data = None  # imported: the upload is no longer needed
