@@ -311,6 +311,26 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
         "rejected_line,rejected_reason,"
     )
     assert client.post("/v1/imports", content=data).status_code == 401
+    # A dry run over HTTP answers at once with the report and writes nothing.
+    dry = client.post(
+        "/v1/imports?dry_run=true&unknown_columns=keep&filename=dry.csv",
+        content=b"email,first_name\nhttpdry@example.com,Dee\n",
+        headers=ADMIN_AUTH,
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["counts"]["created"] == 1 and dry.json()["import_id"] is None
+    assert dry.json()["preview"][0]["traits"]["first_name"] == "Dee"
+    inline.drain()
+    with runtime.session() as session:
+        assert (
+            session.scalar(select(Identity.id).where(Identity.value == "httpdry@example.com"))
+            is None
+        )
+    # A misspelt option is refused by name, not ignored.
+    typo = client.post("/v1/imports?dryrun=true", content=data, headers=ADMIN_AUTH)
+    assert typo.status_code == 400 and typo.json()["field"] == "dryrun"
+    bad = client.post("/v1/imports?delimiter=ab", content=data, headers=ADMIN_AUTH)
+    assert bad.status_code == 400 and bad.json()["field"] == "delimiter"
     # Over HTTP, a refusal names the query parameters, not the command line's flags.
     response = client.post("/v1/imports", content=data, headers=ADMIN_AUTH)
     inline.drain()

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from lifecycle import clock
 from lifecycle.api.deps import AdminKey, RuntimeDep, SessionDep
-from lifecycle.errors import TooLarge
+from lifecycle.errors import Invalid, TooLarge
 from lifecycle.imports import service as imports
 from lifecycle.imports.service import ImportOptions
 
 router = APIRouter(prefix="/v1", tags=["imports"])
+UPLOAD_PARAMETERS = frozenset(
+    {
+        *("filename", "key", "encoding", "delimiter", "existing", "empty_clears"),
+        *("unknown_columns", "map", "list", "tag", "phone_region", "missing_markers"),
+        *("date_order", "excel_serials", "year_required", "dry_run"),
+    }
+)
 MAX_UPLOAD = 512 * 1024 * 1024
 
 
@@ -38,7 +47,20 @@ async def upload(
     missing_markers: Annotated[
         str | None, Query(description="Comma-separated; empty for none (NULL is then text).")
     ] = None,
+    date_order: Annotated[str | None, Query(description="DMY, MDY or YMD.")] = None,
+    excel_serials: bool = False,
+    year_required: bool = False,
+    dry_run: Annotated[
+        bool, Query(description="Read, map and count now, write nothing: 200 with the report.")
+    ] = False,
 ) -> Any:
+    unknown = sorted(set(request.query_params) - UPLOAD_PARAMETERS)
+    if unknown:  # a misspelt option would otherwise be ignored without a word
+        raise Invalid(
+            f"unknown query parameter {unknown[0]!r}; the options are "
+            + ", ".join(sorted(UPLOAD_PARAMETERS)),
+            field=unknown[0],
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -57,11 +79,26 @@ async def upload(
         lists=tuple(list_ or ()),
         tags=tuple(tag or ()),
         phone_region=phone_region,
+        date_order=date_order.upper() if date_order else None,
+        excel_serials=excel_serials,
+        year_required=year_required,
+        dry_run=dry_run,
         via="http",
         missing_markers=None
         if missing_markers is None
         else tuple(m.strip() for m in missing_markers.split(",") if m.strip()),
     )
+    if dry_run:
+        report = await run_in_threadpool(  # database work: off the event loop
+            imports.run,
+            session,
+            b"".join(chunks),
+            filename=filename,
+            options=options,
+            ingest_options=runtime.ingest_options,
+            now=clock.now(),
+        )
+        return JSONResponse(jsonable_encoder(asdict(report)), status_code=200)
     record = imports.queue(
         session, b"".join(chunks), filename=filename, options=options, now=clock.now()
     )
