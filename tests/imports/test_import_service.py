@@ -254,10 +254,18 @@ def test_rerun_changes_nothing_dry_run_writes_nothing_and_bad_rows_are_kept(runt
     )
     assert text.splitlines()[2].startswith("4,the key column (email) is empty")
     assert text.splitlines()[2].endswith(",,Cy,2")
-    # Fixed in a spreadsheet and imported again: the notes are not data.
-    fixed = text.replace("not-an-email", "bo@example.com").replace(",,Cy,2", ",cy@example.com,Cy,2")
+    # Fixed in a spreadsheet (one row badly again) and imported again: the notes are not
+    # data; the second round's rejected rows keep the first file's line, notes once.
+    fixed = text.replace("not-an-email", "bo@example.com").replace(",,Cy,2", ",cy@@example,Cy,2")
+    second = _import(runtime, fixed.encode())
+    assert second.counts["created"] == 1 and second.counts["rejected"] == 1, second
+    with runtime.session() as session:
+        again = rejected_csv(session, second.import_id).splitlines()
+    assert again[0] == "rejected_line,rejected_reason,email,first_name,zip"
+    assert again[1].startswith("4,") and again[1].endswith(",cy@@example,Cy,2")
+    fixed = "\n".join(again).replace("cy@@example", "cy@example.com") + "\n"
     report = _import(runtime, fixed.encode())
-    assert report.counts["created"] == 2 and report.counts["rejected"] == 0, report
+    assert report.counts["created"] == 1 and report.counts["rejected"] == 0, report
     bo = find_profile(db, "email:bo@example.com").attributes
     assert bo == {"email": "bo@example.com", "first_name": "Bo", "postal_code": "1"}
 

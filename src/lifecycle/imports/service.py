@@ -868,16 +868,30 @@ def rejected_csv(session: Session, import_id: int) -> str:
     if record is None:
         raise NotFound(f"import {import_id} not found")
     delimiter = record.delimiter or ","
+    headers = [c["header"] for c in record.columns or []]
+    # A file of rejected rows, fixed and imported again: its notes are replaced, not
+    # repeated, and a row keeps the line it had in the first file.
+    notes = {
+        name: i
+        for i, header in enumerate(headers)
+        if (name := reader.normalise_header(header)) in REJECTED_COLUMNS
+    }
+    kept = [i for i in range(len(headers)) if i not in notes.values()]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*REJECTED_COLUMNS, *(c["header"] for c in record.columns or [])])
+    writer.writerow([*REJECTED_COLUMNS, *(headers[i] for i in kept)])
     for rejection in session.scalars(
         select(ImportRejection)
         .where(ImportRejection.import_id == import_id)
         .order_by(ImportRejection.line)
     ):
         cells = next(csv.reader(io.StringIO(rejection.raw), delimiter=delimiter), [])
-        writer.writerow([rejection.line, rejection.reason, *cells])
+        line: int | str = rejection.line
+        at = notes.get("rejected_line")
+        if at is not None and at < len(cells) and cells[at].strip().isdigit():
+            line = cells[at].strip()
+        rest = [c for i, c in enumerate(cells) if i not in notes.values()] if notes else cells
+        writer.writerow([line, rejection.reason, *rest])
     return out.getvalue()
 
 
