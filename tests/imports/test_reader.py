@@ -387,6 +387,34 @@ def test_single_byte_alphabets_are_read_right_or_refused_never_garbled(
     assert [r.raw for r in result.rows] == text.splitlines()
 
 
+RUSSIAN = "a@example.com,Александр,Иванов\nb@example.com,Екатерина,Смирнова\n"
+GREEK_ALPHA = "anna@example.com,Άννα,Άγγελος\n" + "".join(
+    f"g{i}@example.com,Άννα,Παπαδόπουλος\n" for i in range(60)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        (RUSSIAN * 30, "koi8_r"),  # charset-normalizer alone says cp1255: Hebrew points
+        (GREEK_ALPHA, "iso8859_7"),  # cp1253 would store ¶ννα for Άννα
+        (RUSSIAN * 30, "cp1251"),
+        ("t@example.com,Тарас,Шевченко\ny@example.com,Їжак,Ґудзь\n", "cp1251"),
+    ],
+)
+def test_the_reading_without_impossible_words_wins(text: str, codec: str) -> None:
+    result = read(("email,first_name,last_name\n" + text).encode(codec))
+    assert [r.raw for r in result.rows] == text.splitlines()
+
+
+def test_one_greek_row_among_ascii_ones_is_refused_with_the_greek_reading_offered() -> None:
+    text = "n@example.com,Νίκος,Παπαδόπουλος\n" + "".join(
+        f"u{i}@example.com,John{i},Smith{i}\n" for i in range(300)
+    )
+    with pytest.raises(AmbiguousEncoding, match="as cp1253 it reads 'Νίκος'"):
+        read(("email,first_name,last_name\n" + text).encode("cp1253"))
+
+
 def test_bom_cjk_and_semicolon_leading_zero() -> None:
     bom = read((MESSY / "bom.csv").read_bytes())
     assert keys(bom) == ["id", "name"] and bom.rows[1].cells["name"] == "中国人"

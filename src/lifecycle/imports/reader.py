@@ -20,6 +20,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -188,50 +189,85 @@ _SINGLE_BYTE = (
     *("koi8_r", "koi8_u", "cp866", "iso8859_2", "iso8859_5", "iso8859_7", "iso8859_8"),
 )
 # Below this many bytes outside ASCII, a detector's scores are too close to trust when
-# another alphabet reads nearly as well (a few Greek names read as plausible Russian).
+# another reading is as plausible (a few Greek names read as plausible Russian).
 _FEW_LETTERS = 500
+_TOKEN = re.compile(r"[^\s,;|\t\"]+")
+
+
+def _broken(text: str) -> float:
+    """The share of words with letters outside ASCII that no one writes: a symbol among
+    the letters (``¶ννα``), a combining mark (Hebrew points read from KOI8-R), or capitals
+    in the middle (``НЯкпт``). A wrong single-byte encoding makes many; the right, none."""
+    words = [w for w in _TOKEN.findall(text) if not w.isascii()]
+    if not words:
+        return 0.0
+    bad = 0
+    for word in words:
+        letters = [ch for ch in word if ch.isalpha()]
+        odd = any(
+            not ch.isascii() and not ch.isalpha() and unicodedata.category(ch)[0] in "SMPC"
+            for ch in word
+        )
+        core = "".join(letters)
+        cased = core.islower() or core.isupper() or (core[:1].isupper() and core[1:].islower())
+        bad += odd or (
+            len(core) > 1 and any(ch.isupper() or ch.islower() for ch in core) and not cased
+        )
+    return bad / len(words)
 
 
 def _charset_normalizer(data: bytes) -> str | None:
-    """The detected codec; raises AmbiguousEncoding when another reads the little text
-    there is nearly as well, with different letters."""
+    """The most plausible single-byte codec: fewest impossible words, then charset-
+    normalizer's coherence. Raises AmbiguousEncoding when another reads the text as
+    plausibly with different letters and there is too little text to tell them apart."""
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - dependency missing
         return None
     sample = data[: 256 * 1024]
+    # charset-normalizer's own choice, and the common single-byte encodings (not its rare
+    # near-twins of them, kz1048 beside cp1251, which would make every file ambiguous).
     best = from_bytes(sample).best()
-    if best is None:
+    found = [best] if best is not None else []
+    found += list(from_bytes(sample, cp_isolation=list(_SINGLE_BYTE)))
+    if not found:
         return None
-    codec = codecs.lookup(best.encoding).name
-    # Western files: cp1252 is a superset of Latin-1's printable range; prefer it.
-    if codec in ("latin-1", "iso8859-1"):
-        codec = "cp1252"
-    if sum(1 for b in sample if b > 127) < _FEW_LETTERS:
-        text = str(best)
-        rivals = [
-            m
-            for m in from_bytes(sample, cp_isolation=list(_SINGLE_BYTE))
-            if m.chaos <= best.chaos + 0.05
-            and m.coherence >= best.coherence - 0.25
-            and str(m) != text
-        ]
-        if rivals:
-            readings = [(codec, text)] + [(codecs.lookup(m.encoding).name, str(m)) for m in rivals]
-            raise AmbiguousEncoding(
-                "the encoding cannot be told from so little text: "
-                + "; ".join(f"as {name} it reads {_first_word(t)!r}" for name, t in readings[:4])
-                + ". Give the file's encoding (--encoding, or encoding= over HTTP)"
-            )
+    readings: dict[str, tuple[float, float, str]] = {}
+    for match in found:
+        codec = codecs.lookup(match.encoding).name
+        if codec in ("latin-1", "iso8859-1"):
+            codec = "cp1252"  # a superset of Latin-1's printable range
+        text = str(match)
+        if codec not in readings:
+            readings[codec] = (_broken(text), -match.coherence, text)
+    ranked = sorted(readings.items(), key=lambda item: item[1][:2])
+    codec, (broken, coherence, text) = ranked[0]
+    few = sum(1 for b in sample if b > 127) < _FEW_LETTERS
+    rivals = [
+        (other, reading)
+        for other, reading in ranked[1:]
+        if reading[0] <= broken and reading[2] != text and (few or reading[1] - coherence < 0.1)
+    ]
+    if rivals:
+        # Each different reading once, the likeliest first, then one of each alphabet.
+        shown: dict[str, str] = {}
+        for name, reading in [(codec, (broken, coherence, text)), *rivals, *ranked[1:]]:
+            if reading[0] <= broken:
+                shown.setdefault(_first_words(reading[2]), name)
+        raise AmbiguousEncoding(
+            "the encoding cannot be told for sure: "
+            + "; ".join(f"as {name} it reads {words!r}" for words, name in list(shown.items())[:5])
+            + ". Give the file's encoding (--encoding, or encoding= over HTTP)"
+        )
     return codec
 
 
-def _first_word(text: str) -> str:
-    """The first word with a letter outside ASCII: what a reader recognises at once."""
-    for word in re.findall(r"[^\W\d_]+", text):
+def _first_words(text: str) -> str:
+    """The first cell with a character outside ASCII: what a reader recognises at once."""
+    for word in _TOKEN.findall(text):
         if not word.isascii():
-            return word
-    return text[:20]
+            return word[:40]
+    return text[:40]
 
 
 # --------------------------------------------------------------------------- dialect
