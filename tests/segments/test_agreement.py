@@ -364,3 +364,22 @@ def test_a_birthday_is_today_whether_written_with_a_year_without_one_or_as_an_in
     definition = {"attribute": "birthday", "op": "anniversary"}
     assert _expected(people, parse_node(definition), parse_node(definition), BASE) == {0, 1, 2, 3}
     _agree(connection, sqlite_engine, people, definition, definition, 0)
+
+
+def test_equals_a_calendar_date_holds_for_instants_within_that_local_day(
+    connection: Connection, sqlite_engine: Engine
+) -> None:
+    people = [
+        {"attributes": {"last_login": v}, "events": []}
+        for v in (
+            "2026-01-15",  # 0: the date itself
+            "2026-01-16T03:00:00Z",  # 1: 22:00 on the 15th in New York
+            "2026-01-15T06:00:00Z",  # 2: 01:00 on the 15th in New York
+            "2026-01-15T04:00:00Z",  # 3: 23:00 on the 14th in New York
+            "2026-01-16",  # 4: the next day
+            "15/01/2026",  # 5: not a date
+        )
+    ]
+    definition = {"attribute": "last_login", "op": "equals", "value": "2026-01-15"}
+    assert _expected(people, parse_node(definition), parse_node(definition), BASE) == {0, 1, 2}
+    _agree(connection, sqlite_engine, people, definition, definition, 0)

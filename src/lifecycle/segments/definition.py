@@ -170,7 +170,9 @@ def parse_test(op: str, value: Any, where: Path) -> Test:
             spec = _date_spec(value) if isinstance(value, str) else None
         except ValueError as err:
             raise DefinitionError(where, str(err)) from None
-        if spec is not None and spec.base in ("today", "now"):
+        # A calendar date (today, 2026-12-04) is a day: a date-time value equals it when
+        # it falls within that day in the profile's time zone, as with today.
+        if spec is not None and spec.base in ("today", "now", "date"):
             return Test(op, spec)
         return Test(op, _scalar(value, where))
     if op in ("in", "not_in"):
