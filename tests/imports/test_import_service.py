@@ -774,3 +774,10 @@ def test_options_that_are_not_among_their_choices_are_named(runtime, db, options
 def test_a_tab_delimiter_however_written(runtime, db, written):
     report = _import(runtime, b"email\tfirst_name\ntab@example.com\tTia\n", delimiter=written)
     assert report.counts["created"] == 1 and report.delimiter == "\t"
+
+
+def test_spaces_around_an_email_are_not_stored_nor_an_update(runtime, db):
+    _import(runtime, b"email,first_name\nava@example.com,Ava\n")
+    report = _import(runtime, b"email,first_name\n  ava@example.com ,Ava\n")
+    assert report.counts["unchanged"] == 1 and report.counts["updated"] == 0, report.counts
+    assert find_profile(db, "email:ava@example.com").attributes["email"] == "ava@example.com"

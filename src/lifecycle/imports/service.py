@@ -173,7 +173,9 @@ def _call(
             traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
             traits[name] = answer in YES
             continue
-        traits[name] = text
+        # Spaces around an address are a spreadsheet's, not the person's: messages go to
+        # the attribute, and " ava@example.com " would be an update of nothing.
+        traits[name] = text.strip() if name == "email" else text
     if key == "id" and user_id is None:
         raise Invalid("the key column (id) is empty", field=f"row {line}")
     if key in ("email", "phone") and not traits.get(key):
