@@ -781,3 +781,10 @@ def test_spaces_around_an_email_are_not_stored_nor_an_update(runtime, db):
     report = _import(runtime, b"email,first_name\n  ava@example.com ,Ava\n")
     assert report.counts["unchanged"] == 1 and report.counts["updated"] == 0, report.counts
     assert find_profile(db, "email:ava@example.com").attributes["email"] == "ava@example.com"
+
+
+def test_b3_a_utf8_file_declared_windows_1252_is_warned_of_in_the_preview(runtime, db):
+    data = (case_dir("B3") / "input.csv").read_bytes()
+    preview = _import(runtime, data, encoding="windows-1252", dry_run=True)
+    assert any("valid UTF-8 but was declared windows-1252" in w for w in preview.warnings)
+    assert any("Ã" in str(row["traits"]) for row in preview.preview)  # the garbling shown

@@ -417,7 +417,7 @@ def _run(
             rows = folded_into.get(index, [])
             if result.status == "rejected":
                 for each_line, each_raw in [(line, raw), *rows]:  # nothing folded is lost
-                    reject(each_line, each_raw, f"{result.field}: {result.error}")
+                    reject(each_line, each_raw, _reason(result.field, result.error))
                 continue
             for each_line, _ in rows:
                 counts["repeated_in_file"] += 1
@@ -477,6 +477,8 @@ def _run(
         for c, column in zip(read.header, record.columns, strict=True)
     ]
     notes, warnings = _missing_notes(read.header, stats, markers, options)
+    # How the file was read: a given encoding the bytes contradict, a field claimed twice.
+    warnings = [*read.dialect.warnings, *read.messages, *warnings]
     if already:
         warnings.append(
             f"{already} row(s) were imported before from this same file read with these same"
@@ -744,7 +746,7 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
             continue
         [result], calls = parse_items([body], now=context.now, options=ingest)
         if result.status == "rejected":
-            out.append(("rejected", line, raw, f"{result.field}: {result.error}"))
+            out.append(("rejected", line, raw, _reason(result.field, result.error)))
             continue
         # The person's key as matching reads it (+16465550100 for (646) 555-0100), so
         # their rows fold however each spelled it.
@@ -754,6 +756,15 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
         )
         out.append(("ok", line, raw, _pack(calls[0], context.now), identity))
     return out, stats
+
+
+def _reason(where: str | None, error: str | None) -> str:
+    """An ingestion error in a marketer's words: the column, not the API's field path."""
+    text = (error or "").replace("; the call names nobody", "; the row names nobody")
+    if where and where.startswith("traits."):
+        name = where.removeprefix("traits.")
+        return text if text.startswith(f"{name}:") else f"column {name}: {text}"
+    return f"{where}: {text}" if where else text
 
 
 def _fold(first: Call, later: Call) -> Call:

@@ -140,7 +140,7 @@ def _year(text: str, cell: str, pivot: int | None) -> int:
     if len(text) == 2:
         if pivot is None:
             raise DateError(
-                f"two-digit year in {cell!r}: declare a century rule or write the full year"
+                f"two-digit year in {cell!r}: write the year in full (1985, not 85): the century cannot be told"
             )
         yy = int(text)
         return 2000 + yy if yy < pivot else 1900 + yy

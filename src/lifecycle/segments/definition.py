@@ -160,7 +160,9 @@ def parse_test(op: str, value: Any, where: Path) -> Test:
     """Check ``op`` against its value and type the value (the one place that does)."""
     if op not in OPS:
         raise DefinitionError(where, f"unknown op {op!r}; use one of {', '.join(OPS)}")
-    op = DATE_WORDS.get(op, op)
+    if value is None and op not in ("exists", "anniversary"):
+        raise DefinitionError(where, f"{op} needs a value")
+    written, op = op, DATE_WORDS.get(op, op)
     if op == "exists":
         if value not in (None, True, False):
             raise DefinitionError(where, "exists takes true or false")
@@ -187,11 +189,11 @@ def parse_test(op: str, value: Any, where: Path) -> Test:
             raise DefinitionError(where, f"{op} needs a non-empty text")
         return Test(op, scalar)
     if op in NUMBER_OPS:
-        return Test(op, _ordered(value, where, op))
+        return Test(op, _ordered(value, where, written))
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
             raise DefinitionError(where, "between takes a list of two values: [low, high]")
-        low, high = (_ordered(v, (*where, i), op) for i, v in enumerate(value))
+        low, high = (_ordered(v, (*where, i), written) for i, v in enumerate(value))
         if isinstance(low, DateSpec) != isinstance(high, DateSpec):
             raise DefinitionError(where, "between needs two numbers or two dates")
         if _above(low, high):
