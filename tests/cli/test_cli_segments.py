@@ -241,3 +241,14 @@ def test_validate_a_folder_of_segment_files_under_another_name(cli, tmp_path):
     out = cli.invoke(cli_app, ["segments", "validate", str(drafts)])
     assert out.exit_code == 1, out.output  # checked, not "no segments directory"
     assert f"{drafts / 'bad.yaml'}:1: where.value: between takes [low, high]" in out.output
+
+
+def test_validate_one_file(cli, tmp_path):
+    good = tmp_path / "adults.yaml"
+    good.write_text(ADULTS)
+    out = cli.invoke(cli_app, ["segments", "validate", str(good)])
+    assert out.exit_code == 0 and out.output.splitlines() == [f"{good}: ok (adults)"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("where: {attribute: age, op: gte}\n")
+    out = cli.invoke(cli_app, ["segments", "validate", str(bad)])
+    assert out.exit_code == 1 and f"{bad}:1: where.op: gte needs a value" in out.output

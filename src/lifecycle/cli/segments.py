@@ -277,13 +277,25 @@ def _holds_yaml(folder: Path) -> bool:
 def validate(
     directory: Annotated[
         Path | None,
-        typer.Argument(help="A campaigns directory (its segments/) or a segments directory."),
+        typer.Argument(
+            help="A campaigns directory (its segments/), a folder of segment files, or one file."
+        ),
     ] = None,
 ) -> None:
     """Check every segment file; print file:line: problem for each mistake."""
     from lifecycle.segments.loader import load_directory, segments_dir
 
     root = Path(directory or get_settings().campaigns_dir)
+    if root.is_file():  # one file: checked alone (references to others are not)
+        from lifecycle.segments.loader import parse_file
+
+        item, problems = parse_file(root)
+        for problem in problems:
+            print(problem)
+        if item is None:
+            raise typer.Exit(1)
+        print(f"{item.file}: ok ({item.definition.name})")
+        return
     folder = root if root.name == "segments" else segments_dir(root)
     if directory is not None and not folder.is_dir() and _holds_yaml(root):
         folder = root  # a folder of segment files under another name
