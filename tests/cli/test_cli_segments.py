@@ -252,3 +252,20 @@ def test_validate_one_file(cli, tmp_path):
     bad.write_text("where: {attribute: age, op: gte}\n")
     out = cli.invoke(cli_app, ["segments", "validate", str(bad)])
     assert out.exit_code == 1 and f"{bad}:1: where.op: gte needs a value" in out.output
+
+
+def test_publish_deploys_new_segment_files_and_refuses_a_broken_one(cli, sqlite_runtime, tmp_path):
+    _people(sqlite_runtime, {"email": "ann@example.com", "age": 34})
+    folder = tmp_path / "campaigns" / "segments"
+    (folder / "adults.yaml").write_text(ADULTS)
+    out = cli.invoke(cli_app, ["publish"])
+    assert out.exit_code == 0, out.output
+    assert "published segment adults v1" in out.output
+    out = cli.invoke(cli_app, ["segments", "members", "adults"])
+    assert "adults: 1 member" in out.output
+    (folder / "bad.yaml").write_text("where: {attribute: age, op: gte}\n")
+    (folder / "recent.yaml").write_text(RECENT)
+    out = cli.invoke(cli_app, ["publish"])
+    assert out.exit_code == 1 and "bad.yaml:1: where.op: gte needs a value" in out.output
+    out = cli.invoke(cli_app, ["segments", "list"])
+    assert "recent" not in out.output  # nothing deployed while a file has a problem

@@ -153,6 +153,22 @@ def scheduler(database_url: DbOption = None) -> None:
     run_until_signal(start_scheduler(runtime))
 
 
+@app.command()
+def publish(database_url: DbOption = None) -> None:
+    """Check the campaigns directory and its segments, then deploy them (as serve and
+    scheduler do when they start); nothing is deployed when any file has a problem."""
+    from lifecycle.runtime import build_runtime
+    from lifecycle.workers.processes import prepare
+
+    runtime = build_runtime(_settings(database_url))
+    changed, problems = prepare(runtime)
+    _exit_on_problems(problems)
+    for item in changed:
+        console.print(f"published {item}", highlight=False)
+    if not changed:
+        console.print("nothing changed: every campaign and segment is deployed as written")
+
+
 @journeys_app.command("stuck")
 def stuck(database_url: DbOption = None, grace_minutes: float = 30.0) -> None:
     """Active journeys whose wake time passed long ago (the scheduler is behind or down)."""

@@ -77,8 +77,8 @@ def list_cmd(database_url: DbOption = None) -> None:
         found = service.summary(session)
     if not found:
         print(
-            "no segments deployed (files in campaigns/segments/ are published when "
-            "`lifecycle serve` or `lifecycle scheduler` starts)"
+            "no segments deployed (files in campaigns/segments/ are published by "
+            "`lifecycle publish`, and when `lifecycle serve` or `lifecycle scheduler` starts)"
         )
         return
     table = Table(title=f"segments: {len(found)}")
