@@ -21,7 +21,15 @@ class Problem:
         return f"{self.file}:{self.line}: {self.text}"
 
 
-def to_data(node: yaml.Node, path: tuple[Any, ...], lines: Lines) -> Any:
+def to_data(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    lines: Lines,
+    unreadable: list[tuple[int, str]] | None = None,
+) -> Any:
+    """The node as data, recording each location's line. A scalar YAML cannot construct
+    (an unquoted 2026-02-30) raises, or, given ``unreadable``, is noted there and kept as
+    its text, so the rest of the file is still read and checked."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -31,22 +39,23 @@ def to_data(node: yaml.Node, path: tuple[Any, ...], lines: Lines) -> Any:
                 # YAML 1.1 reads the keys on/off/yes/no as true/false; ours are names.
                 key = key_node.value
             lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
-            out[key] = to_data(value_node, (*path, key), lines)
+            out[key] = to_data(value_node, (*path, key), lines, unreadable)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [to_data(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return [to_data(item, (*path, i), lines, unreadable) for i, item in enumerate(node.value)]
     try:
         return yaml.safe_load(yaml.serialize(node))
     except (ValueError, OverflowError) as err:
         # An unquoted 2026-02-30 is a date to YAML, and not one on any calendar: a
         # problem at its line, like any other mistake, not a crash.
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
+        text = (
             f"{node.value!r} is not a valid date or number ({err}); "
-            "write a real one, or put it in quotes to mean text",
-            node.start_mark,
-        ) from None
+            "write a real one, or put it in quotes to mean text"
+        )
+        if unreadable is not None:
+            unreadable.append((node.start_mark.line + 1, text))
+            return node.value
+        raise yaml.constructor.ConstructorError(None, None, text, node.start_mark) from None
 
 
 def line_for(loc: tuple[Any, ...], lines: Lines) -> int:
@@ -61,20 +70,30 @@ def line_for(loc: tuple[Any, ...], lines: Lines) -> int:
 
 
 def read(path: Path) -> tuple[Any, Lines, list[Problem]]:
-    """The file's data and the line of each location, or the problems that stop reading it."""
+    """The file's data and the line of each location, with the problems found reading it:
+    data None when they stop reading (a syntax error), else values that YAML could not
+    construct (kept as text), so the caller checks the rest and reports every mistake."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return None, {}, [Problem(name, 1, f"cannot read: {err}")]
     lines: Lines = {}
+    unreadable: list[tuple[int, str]] = []
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = None if node is None else to_data(node, (), lines)
+        data = None if node is None else to_data(node, (), lines, unreadable)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         return None, {}, [Problem(name, line, f"YAML: {getattr(err, 'problem', err)}")]
     if node is None:
         return None, {}, [Problem(name, 1, "the file is empty")]
-    return data, lines, []
+    return data, lines, [Problem(name, line, f"YAML: {text}") for line, text in unreadable]
+
+
+def merged(first: list[Problem], more: list[Problem]) -> list[Problem]:
+    """Problems of reading, then of checking, in line order; a value already reported as
+    unreadable is not reported again on its line."""
+    taken = {p.line for p in first}
+    return sorted([*first, *(p for p in more if p.line not in taken)], key=lambda p: p.line)

@@ -60,6 +60,19 @@ def test_every_mistake_is_named_with_its_line(tmp_path, text, expected):
     assert problems and problems[0].startswith(expected), problems
 
 
+def test_an_impossible_date_does_not_hide_the_other_mistakes(tmp_path):
+    text = (
+        "where:\n"
+        "  all:\n"
+        "    - {attribute: signup, op: after, value: 2026-02-30}\n"
+        "    - {attribute: age, op: between, value: [9, 1]}\n"
+        "    - {segment: nope}\n"
+    )
+    problems = _problems(tmp_path, {"a.yaml": text})
+    assert [p.split(": ")[0] for p in problems] == ["a.yaml:3", "a.yaml:4"], problems
+    assert "2026-02-30" in problems[0] and "between takes [low, high]" in problems[1]
+
+
 def test_every_mistake_of_a_file_is_reported_not_only_the_first(tmp_path):
     text = (
         "name: 'bad name'\n"

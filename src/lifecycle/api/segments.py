@@ -23,7 +23,7 @@ from lifecycle.profiles.service import find_profile
 from lifecycle.segments import service as segments
 from lifecycle.segments.definition import DefinitionError, parse_segment
 from lifecycle.segments.loader import LoadedSegment, check_references
-from lifecycle.yamlfile import Lines, Problem, line_for, to_data
+from lifecycle.yamlfile import Lines, Problem, line_for, merged, to_data
 
 router = APIRouter(prefix="/v1", tags=["segments"])
 
@@ -99,12 +99,13 @@ def parse_text(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], lis
     """Segment definitions from YAML (or JSON) text: one mapping per document (documents
     separated by ``---``), or a list of mappings. Problems are ``file:line: text``."""
     found: list[tuple[Any, Lines, tuple[Any, ...]]] = []
+    unreadable: list[tuple[int, str]] = []
     try:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is None:
                 continue
             lines: Lines = {}
-            data = to_data(node, (), lines)
+            data = to_data(node, (), lines, unreadable)
             if isinstance(data, list):
                 found += [(item, lines, (i,)) for i, item in enumerate(data)]
             else:
@@ -113,7 +114,11 @@ def parse_text(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], lis
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         return [], [Problem(file, line, f"YAML: {getattr(err, 'problem', None) or err}")]
-    return _definitions(found, file)
+    loaded, problems = _definitions(found, file)
+    if unreadable:
+        first = [Problem(file, line, f"YAML: {problem}") for line, problem in unreadable]
+        return [], merged(first, problems)
+    return loaded, problems
 
 
 def parse_json(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], list[Problem]]:

@@ -31,9 +31,9 @@ class LoadedCampaign:
 
 def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None, list[Problem]]:
     name = str(path)
-    data, lines, problems = yamlfile.read(path)
-    if problems:
-        return None, problems
+    data, lines, unreadable = yamlfile.read(path)
+    if data is None:
+        return None, unreadable
     if not isinstance(data, dict):
         return None, [Problem(name, 1, "a campaign file must be a mapping of keys")]
     data.setdefault("name", path.stem)
@@ -49,12 +49,12 @@ def parse_file(path: Path, templates: Templates) -> tuple[LoadedCampaign | None,
             if e["type"] == "extra_forbidden":
                 msg = f"unknown key {loc[-1]!r}"
             problems.append(Problem(name, line_for(loc, lines), f"{where}: {msg}"))
-        return None, sorted(problems, key=lambda p: p.line)
+        return None, yamlfile.merged(unreadable, problems)
     for loc, text in definition.reference_problems():
         where = ".".join(str(p) for p in loc)
         problems.append(Problem(name, line_for(loc, lines), f"{where}: {text}"))
-    if problems:
-        return None, sorted(problems, key=lambda p: p.line)
+    if problems or unreadable:
+        return None, yamlfile.merged(unreadable, problems)
     canonical = json.dumps(definition.model_dump(mode="json", by_alias=True), sort_keys=True)
     checksum = hashlib.sha256(canonical.encode()).hexdigest()
     return LoadedCampaign(definition, name, checksum), []

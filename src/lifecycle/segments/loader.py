@@ -22,17 +22,20 @@ class LoadedSegment:
 
 def parse_file(path: Path) -> tuple[LoadedSegment | None, list[Problem]]:
     name = str(path)
-    data, lines, problems = yamlfile.read(path)
-    if problems:
-        return None, problems
+    data, lines, unreadable = yamlfile.read(path)
+    if data is None:
+        return None, unreadable
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     try:
         definition = parse_segment(data)
     except DefinitionError as err:
-        return None, [Problem(name, line_for(e.path, lines), str(e)) for e in err.each]
+        found = [Problem(name, line_for(e.path, lines), str(e)) for e in err.each]
+        return None, yamlfile.merged(unreadable, found)
     except ValueError as err:  # a value the YAML parser typed strangely (dates, say)
-        return None, [Problem(name, 1, str(err))]
+        return None, yamlfile.merged(unreadable, [Problem(name, 1, str(err))])
+    if unreadable:
+        return None, unreadable
     canonical = json.dumps(definition.source, sort_keys=True, default=str)
     return LoadedSegment(definition, name, hashlib.sha256(canonical.encode()).hexdigest()), []
 
