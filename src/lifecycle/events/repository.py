@@ -145,6 +145,8 @@ def insert_new_plain(
         ) as copy:
             for row in rows:
                 copy.write_row(row)
+        # As for new people's staging tables: no JIT for the planner's guess of its size.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"INSERT INTO events ({', '.join(COLUMNS)})"
             " SELECT profile_id, %(kind)s, NULL, '{}', '{}', occurred_at, %(now)s, %(source)s,"

@@ -331,6 +331,13 @@ def insert_people(
                 for kind, value, display in p["identities"]:
                     copy.write_row((kind, value, display, pid))
                     expected += 1
+        # The staging tables have no statistics: the planner guesses a million rows and
+        # JIT-compiles each statement, and the history's sort (40,000 rows a batch)
+        # spills to disk. Measured on one batch of 5,000 people: 0.65 s with both, 0.47 s
+        # without. ANALYZE of the staging tables cost more than it saved; these two
+        # settings last until this transaction (one batch) ends.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         # A new profile's attributes are its changes' new values, each changed at_text.
         cursor.execute(
             "INSERT INTO profiles (id, attributes, attribute_times, created_at, updated_at)"
