@@ -788,3 +788,12 @@ def test_b3_a_utf8_file_declared_windows_1252_is_warned_of_in_the_preview(runtim
     preview = _import(runtime, data, encoding="windows-1252", dry_run=True)
     assert any("valid UTF-8 but was declared windows-1252" in w for w in preview.warnings)
     assert any("Ã" in str(row["traits"]) for row in preview.preview)  # the garbling shown
+
+
+def test_a_column_mapped_to_an_unsubscribe_is_yes_or_no_and_stored_as_one(runtime, db):
+    data = b"email,Unsub\nu1@example.com,TRUE\nu2@example.com,subscribed\nu3@example.com,maybe\n"
+    report = _import(runtime, data, mapping={"Unsub": "unsubscribed_email"})
+    assert report.counts["created"] == 2 and report.counts["rejected"] == 1
+    assert "'maybe' is neither yes nor no" in report.rejections[0]["reason"]
+    assert find_profile(db, "email:u1@example.com").attributes["unsubscribed_email"] is True
+    assert find_profile(db, "email:u2@example.com").attributes["unsubscribed_email"] is False

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lifecycle import jobs
+from lifecycle import jobs, values
 from lifecycle.delivery import unsubscribe
 from lifecycle.delivery.models import FINAL_STATUSES, Message, MessageEvent
 from lifecycle.delivery.providers.base import Outgoing, PermanentError, Provider, TransientError
@@ -148,9 +148,11 @@ def claim(
     assert message is not None
     profile = session.get(Profile, message.profile_id)
     attributes = dict(profile.attributes) if profile else {}
+    # The same reading of yes/no as the segments' consent condition: a CSV's "TRUE" or
+    # "yes" is an unsubscribe as much as JSON true is.
     if (
-        attributes.get("unsubscribed") is True
-        or attributes.get(f"unsubscribed_{message.channel}") is True
+        values.boolean(attributes.get("unsubscribed")) is True
+        or values.boolean(attributes.get(f"unsubscribed_{message.channel}")) is True
     ):
         _status(session, message, "suppressed", now, "the profile is unsubscribed")
         _settled(session, message)

@@ -46,6 +46,14 @@ from lifecycle.profiles.identifiers import Identifier, is_national_phone, phone_
 
 KEYS = ("email", "phone", "id")
 CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
+# Columns that say someone left a channel: "yes" (or "unsubscribed") means they did.
+UNSUBSCRIBED = frozenset(
+    ("unsubscribed", "unsubscribed_email", "unsubscribed_sms", "unsubscribed_push")
+)
+UNSUBSCRIBED_YES = frozenset(
+    {"yes", "y", "true", "1", "x", "unsubscribed", "opted out", "opt-out", "not subscribed"}
+)
+UNSUBSCRIBED_NO = frozenset({"no", "n", "false", "0", "subscribed", "opted in", "opt-in"})
 YES = frozenset({"yes", "y", "true", "1", "subscribed", "opted in", "opt-in", "x"})
 NO = frozenset({"no", "n", "false", "0", "unsubscribed", "opted out", "opt-out", "not subscribed"})
 BATCH = 5000  # rows per unit of work: one task for a worker process, one write
@@ -164,6 +172,13 @@ def _call(
             continue
         if _is_date_field(name, options):
             traits[name] = _date_text(text, name, options, line)
+            continue
+        if name in UNSUBSCRIBED:
+            # A column mapped to an unsubscribe is a yes or a no, stored as one, never text.
+            answer = text.strip().casefold()
+            if answer not in UNSUBSCRIBED_YES | UNSUBSCRIBED_NO:
+                raise Invalid(f"column {name}: {text!r} is neither yes nor no", field=f"row {line}")
+            traits[name] = answer in UNSUBSCRIBED_YES
             continue
         if name in CONSENT:
             # Consent is a yes or a no; anything else is a question for a person.
