@@ -14,6 +14,7 @@ are written set-wise (``IngestOptions.new_people_set_wise``).
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import dataclasses
 import gc
@@ -263,6 +264,13 @@ def checked(options: ImportOptions) -> ImportOptions:
         if value not in allowed:
             shown = ", ".join(a for a in allowed if a is not None)
             raise Invalid(f"{value!r} is not one of {shown}", field=name)
+    if options.encoding is not None:
+        try:
+            info = codecs.lookup(options.encoding)
+        except LookupError:
+            raise Invalid(f"unknown encoding {options.encoding!r}", field="encoding") from None
+        if not getattr(info, "_is_text_encoding", True):  # rot13, base64, zlib...
+            raise Invalid(f"{options.encoding!r} is not a text encoding", field="encoding")
     delimiter = options.delimiter
     if delimiter is not None:
         delimiter = _DELIMITER_WORDS.get(delimiter.casefold(), delimiter)
@@ -307,7 +315,8 @@ def _run(
         read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
     except reader.AmbiguousEncoding as err:
         raise Invalid(f"{filename}: {err}", field="encoding") from None
-    except (reader.NotTextError, LookupError, UnicodeDecodeError) as err:
+    except (reader.NotTextError, LookupError, UnicodeError) as err:
+        # UnicodeError: a given encoding the bytes are not in (utf-16 without its BOM).
         raise Invalid(f"{filename}: {err}", field="file") from None
     if read.header_errors:
         raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
