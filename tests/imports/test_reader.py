@@ -407,6 +407,24 @@ def test_the_reading_without_impossible_words_wins(text: str, codec: str) -> Non
     assert [r.raw for r in result.rows] == text.splitlines()
 
 
+def test_one_hebrew_row_among_ascii_ones_is_refused_with_the_hebrew_reading_offered() -> None:
+    text = "d@example.com,דוד,כהן\n" + "".join(
+        f"u{i}@example.com,John{i},Smith{i}\n" for i in range(200)
+    )
+    with pytest.raises(AmbiguousEncoding, match="as cp1255 it reads 'דוד'"):
+        read(("email,first_name,last_name\n" + text).encode("cp1255"))
+
+
+def test_ukrainian_letters_are_not_read_by_a_rare_near_twin_of_cp1251() -> None:
+    text = "".join(
+        f"u{i}@example.com,Євген,Їжакевич\nv{i}@example.com,Ґалина,Олександрівна\n"
+        for i in range(10)
+    )
+    result = read(("email,first_name,last_name\n" + text).encode("cp1251"))
+    assert result.dialect.encoding == "cp1251"
+    assert [r.raw for r in result.rows] == text.splitlines()
+
+
 def test_one_greek_row_among_ascii_ones_is_refused_with_the_greek_reading_offered() -> None:
     text = "n@example.com,Νίκος,Παπαδόπουλος\n" + "".join(
         f"u{i}@example.com,John{i},Smith{i}\n" for i in range(300)

@@ -191,6 +191,7 @@ _SINGLE_BYTE = (
 # Below this many bytes outside ASCII, a detector's scores are too close to trust when
 # another reading is as plausible (a few Greek names read as plausible Russian).
 _FEW_LETTERS = 500
+_COMMON = frozenset(codecs.lookup(c).name for c in (*_SINGLE_BYTE, "cp1252"))
 _TOKEN = re.compile(r"[^\s,;|\t\"]+")
 
 
@@ -240,26 +241,47 @@ def _charset_normalizer(data: bytes) -> str | None:
         text = str(match)
         if codec not in readings:
             readings[codec] = (_broken(text), -match.coherence, text)
-    ranked = sorted(readings.items(), key=lambda item: item[1][:2])
+    # Fewest impossible words; then a common encoding before a rare near-twin (kz1048
+    # beside cp1251); then charset-normalizer's coherence.
+    ranked = sorted(
+        readings.items(), key=lambda item: (item[1][0], item[0] not in _COMMON, item[1][1])
+    )
     codec, (broken, coherence, text) = ranked[0]
     few = sum(1 for b in sample if b > 127) < _FEW_LETTERS
     rivals = [
         (other, reading)
         for other, reading in ranked[1:]
-        if reading[0] <= broken and reading[2] != text and (few or reading[1] - coherence < 0.1)
+        if reading[0] <= broken
+        and reading[2] != text
+        and other in _COMMON
+        and (few or reading[1] - coherence < 0.1)
     ]
     if rivals:
-        # Each different reading once, the likeliest first, then one of each alphabet.
+        # One reading of each alphabet first (the likeliest of each), then the others.
+        possible = [(codec, text)] + [(n, r[2]) for n, r in ranked[1:] if r[0] <= broken]
         shown: dict[str, str] = {}
-        for name, reading in [(codec, (broken, coherence, text)), *rivals, *ranked[1:]]:
-            if reading[0] <= broken:
-                shown.setdefault(_first_words(reading[2]), name)
+        alphabets: set[str] = set()
+        for name, reading in possible:
+            if _alphabet(reading) not in alphabets:
+                alphabets.add(_alphabet(reading))
+                shown.setdefault(_first_words(reading), name)
+        for name, reading in possible:
+            shown.setdefault(_first_words(reading), name)
         raise AmbiguousEncoding(
             "the encoding cannot be told for sure: "
-            + "; ".join(f"as {name} it reads {words!r}" for words, name in list(shown.items())[:5])
+            + "; ".join(f"as {name} it reads {words!r}" for words, name in list(shown.items())[:6])
             + ". Give the file's encoding (--encoding, or encoding= over HTTP)"
         )
     return codec
+
+
+def _alphabet(text: str) -> str:
+    """The script of the first letter outside ASCII: GREEK, CYRILLIC, HEBREW, LATIN..."""
+    for word in _TOKEN.findall(text):
+        for ch in word:
+            if not ch.isascii() and ch.isalpha():
+                return unicodedata.name(ch, "?").split()[0]
+    return "?"
 
 
 def _first_words(text: str) -> str:
