@@ -252,6 +252,16 @@ def test_validate_one_file(cli, tmp_path):
     bad.write_text("where: {attribute: age, op: gte}\n")
     out = cli.invoke(cli_app, ["segments", "validate", str(bad)])
     assert out.exit_code == 1 and f"{bad}:1: where.op: gte needs a value" in out.output
+    lonely = tmp_path / "lonely.yaml"
+    lonely.write_text("where: {segment: nosuch}\n")
+    out = cli.invoke(cli_app, ["segments", "validate", str(lonely)])
+    assert out.exit_code == 1 and "no segment named 'nosuch'" in out.output
+    both = tmp_path / "grown.yaml"
+    both.write_text("where: {segment: adults}\n")
+    out = cli.invoke(cli_app, ["segments", "validate", str(both)])
+    assert out.exit_code == 0, out.output  # adults.yaml is beside it
+    out = cli.invoke(cli_app, ["segments", "validate", str(tmp_path / "nope.yaml")])
+    assert out.exit_code == 1 and "nope.yaml:1: file not found" in out.output
 
 
 def test_publish_deploys_new_segment_files_and_refuses_a_broken_one(cli, sqlite_runtime, tmp_path):

@@ -286,13 +286,20 @@ def validate(
     from lifecycle.segments.loader import load_directory, segments_dir
 
     root = Path(directory or get_settings().campaigns_dir)
-    if root.is_file():  # one file: checked alone (references to others are not)
-        from lifecycle.segments.loader import parse_file
+    if root.is_file() or root.suffix in (".yaml", ".yml"):
+        # One file: checked, and its references against the files beside it.
+        from lifecycle.segments.loader import check_references, parse_file
 
+        if not root.is_file():
+            print(f"{root}:1: file not found")
+            raise typer.Exit(1)
         item, problems = parse_file(root)
+        if item is not None:
+            siblings = {p.stem for p in (*root.parent.glob("*.yaml"), *root.parent.glob("*.yml"))}
+            problems += check_references([item], siblings)
         for problem in problems:
             print(problem)
-        if item is None:
+        if problems or item is None:
             raise typer.Exit(1)
         print(f"{item.file}: ok ({item.definition.name})")
         return
