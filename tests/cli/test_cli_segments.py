@@ -279,3 +279,9 @@ def test_publish_deploys_new_segment_files_and_refuses_a_broken_one(cli, sqlite_
     assert out.exit_code == 1 and "bad.yaml:1: where.op: gte needs a value" in out.output
     out = cli.invoke(cli_app, ["segments", "list"])
     assert "recent" not in out.output  # nothing deployed while a file has a problem
+    (folder / "bad.yaml").unlink()
+    (folder / "adults.yaml").unlink()
+    out = cli.invoke(cli_app, ["publish"])
+    assert out.exit_code == 0, out.output
+    assert "published segment recent v1" in out.output
+    assert "segment adults archived (its file is gone; its members left)" in out.output

@@ -164,7 +164,7 @@ def publish(database_url: DbOption = None) -> None:
     changed, problems = prepare(runtime)
     _exit_on_problems(problems)
     for item in changed:
-        console.print(f"published {item}", highlight=False)
+        console.print(item if " archived " in item else f"published {item}", highlight=False)
     if not changed:
         console.print("nothing changed: every campaign and segment is deployed as written")
 

@@ -200,6 +200,8 @@ def publish(
                 cause=f"segment {entry.name} published",
                 triggers=False,
             )
+    # Said, not silent: a segment whose file was removed is archived and its members left.
+    changed += [f"{row.name} archived (its file is gone; its members left)" for row in retired]
     return changed, transitions
 
 
