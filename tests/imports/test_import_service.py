@@ -339,6 +339,8 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     assert typo.status_code == 400 and typo.json()["field"] == "dryrun"
     bad = client.post("/v1/imports?delimiter=ab", content=data, headers=ADMIN_AUTH)
     assert bad.status_code == 400 and bad.json()["field"] == "delimiter"
+    twice = client.post("/v1/imports?dry_run=true&dry_run=false", content=data, headers=ADMIN_AUTH)
+    assert twice.status_code == 400 and twice.json()["field"] == "dry_run"
     # Over HTTP, a refusal names the query parameters, not the command line's flags.
     response = client.post("/v1/imports", content=data, headers=ADMIN_AUTH)
     inline.drain()
@@ -759,6 +761,7 @@ def test_rows_of_one_phone_written_three_ways_fold_into_one(runtime, db):
         ({"mapping": {"Age": "email"}}, "mapping", "'Email' and 'Age' are both mapped"),
         ({"mapping": {"Nope": "x"}}, "mapping", "the file has no column 'Nope'"),
         ({"encoding": "rot13"}, "encoding", "'rot13' is not a text encoding"),
+        ({"mapping": {"Age": "bad field!"}}, "mapping", "is mapped to 'bad field!'"),
         ({"encoding": "bogus"}, "encoding", "unknown encoding 'bogus'"),
         ({"encoding": "utf-16"}, "file", "t.csv: "),  # the bytes are not UTF-16
     ],

@@ -61,6 +61,14 @@ async def upload(
             + ", ".join(sorted(UPLOAD_PARAMETERS)),
             field=unknown[0],
         )
+    for name in set(request.query_params) - {"map", "list", "tag"}:
+        given = request.query_params.getlist(name)
+        if len(set(given)) > 1:  # dry_run=true&dry_run=false must not quietly run
+            raise Invalid(f"query parameter {name!r} is given twice: {given}", field=name)
+    mapped = [item.split("=", 1)[0] for item in map_ or [] if "=" in item]
+    twice = sorted({c for c in mapped if mapped.count(c) > 1})
+    if twice:
+        raise Invalid(f"map gives column {twice[0]!r} more than once", field="map")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -366,6 +366,12 @@ def import_file(
         if not sep or not column or not target:
             print(f"error: --map {item!r}: use COLUMN=FIELD", file=sys.stderr)
             raise typer.Exit(2)
+        if column in mapping and mapping[column] != target:
+            print(
+                f"error: --map gives column {column!r} twice ({mapping[column]} and {target})",
+                file=sys.stderr,
+            )
+            raise typer.Exit(2)
         mapping[column] = target
     try:
         data = path.open("rb")  # streamed: memory stays flat whatever the file's size

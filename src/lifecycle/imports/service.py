@@ -23,6 +23,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import sys
 import types
 from array import array
@@ -254,6 +255,7 @@ _CHOICES = {
     "unknown_columns": ("refuse", "keep", "ignore"),
     "date_order": (None, "DMY", "MDY", "YMD"),
 }
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 _DELIMITER_WORDS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
@@ -284,8 +286,12 @@ def checked(options: ImportOptions) -> ImportOptions:
     for column, target in options.mapping.items():
         if target == "ignore":
             continue
-        if not target.strip():
-            raise Invalid(f"column {column!r} is mapped to an empty field name", field="mapping")
+        if not _FIELD_NAME.fullmatch(target):
+            raise Invalid(
+                f"column {column!r} is mapped to {target!r}: a field name is letters, digits,"
+                " _ . or -, starting with a letter or _",
+                field="mapping",
+            )
         if target in targets:
             raise Invalid(
                 f"columns {targets[target]!r} and {column!r} are both mapped to {target}:"
