@@ -803,3 +803,11 @@ def test_a_column_mapped_to_an_unsubscribe_is_yes_or_no_and_stored_as_one(runtim
     assert "'maybe' is neither yes nor no" in report.rejections[0]["reason"]
     assert find_profile(db, "email:u1@example.com").attributes["unsubscribed_email"] is True
     assert find_profile(db, "email:u2@example.com").attributes["unsubscribed_email"] is False
+
+
+def test_a_row_with_two_bad_cells_names_both(runtime, db):
+    data = b"email,birthday,Accepts Email Marketing\ntwo@example.com,31/02/1990,maybe\n"
+    report = _import(runtime, data, date_order="DMY")
+    assert report.counts["rejected"] == 1
+    reason = report.rejections[0]["reason"]
+    assert "column birthday" in reason and "column accepts_email_marketing" in reason, reason

@@ -157,6 +157,7 @@ def _call(
 ) -> dict[str, Any]:
     traits: dict[str, Any] = {}
     user_id = None
+    problems: list[str] = []
     for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
@@ -173,26 +174,31 @@ def _call(
             user_id = text.strip()
             continue
         if _is_date_field(name, options):
-            traits[name] = _date_text(text, name, options, line)
+            try:
+                traits[name] = _date_text(text, name, options, line)
+            except Invalid as err:
+                problems.append(err.message)  # every bad cell of the row is named
             continue
         if name in UNSUBSCRIBED:
             # A column mapped to an unsubscribe is a yes or a no, stored as one, never text.
             answer = text.strip().casefold()
             if answer not in UNSUBSCRIBED_YES | UNSUBSCRIBED_NO:
-                raise Invalid(f"column {name}: {text!r} is neither yes nor no", field=f"row {line}")
+                problems.append(f"column {name}: {text!r} is neither yes nor no")
             traits[name] = answer in UNSUBSCRIBED_YES
             continue
         if name in CONSENT:
             # Consent is a yes or a no; anything else is a question for a person.
             answer = text.strip().casefold()
             if answer not in YES | NO:
-                raise Invalid(f"column {name}: {text!r} is neither yes nor no", field=f"row {line}")
+                problems.append(f"column {name}: {text!r} is neither yes nor no")
             traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
             traits[name] = answer in YES
             continue
         # Spaces around an address are a spreadsheet's, not the person's: messages go to
         # the attribute, and " ava@example.com " would be an update of nothing.
         traits[name] = text.strip() if name == "email" else text
+    if problems:
+        raise Invalid("; ".join(problems), field=f"row {line}")
     if key == "id" and user_id is None:
         raise Invalid("the key column (id) is empty", field=f"row {line}")
     if key in ("email", "phone") and not traits.get(key):
