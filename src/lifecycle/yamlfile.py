@@ -89,7 +89,12 @@ def read(path: Path) -> tuple[Any, Lines, list[Problem]]:
         return None, {}, [Problem(name, line, f"YAML: {getattr(err, 'problem', err)}")]
     if node is None:
         return None, {}, [Problem(name, 1, "the file is empty")]
-    return data, lines, [Problem(name, line, f"YAML: {text}") for line, text in unreadable]
+    return data, lines, unreadable_problems(name, unreadable)
+
+
+def unreadable_problems(file: str, unreadable: list[tuple[int, str]]) -> list[Problem]:
+    """The values :func:`to_data` noted as unreadable, as problems of ``file``."""
+    return [Problem(file, line, f"YAML: {text}") for line, text in unreadable]
 
 
 def merged(first: list[Problem], more: list[Problem]) -> list[Problem]:

@@ -23,7 +23,14 @@ from lifecycle.profiles.service import find_profile
 from lifecycle.segments import service as segments
 from lifecycle.segments.definition import DefinitionError, parse_segment
 from lifecycle.segments.loader import LoadedSegment, check_references
-from lifecycle.yamlfile import Lines, Problem, line_for, merged, to_data
+from lifecycle.yamlfile import (
+    Lines,
+    Problem,
+    line_for,
+    merged,
+    to_data,
+    unreadable_problems,
+)
 
 router = APIRouter(prefix="/v1", tags=["segments"])
 
@@ -116,8 +123,7 @@ def parse_text(text: str, *, file: str = BODY) -> tuple[list[LoadedSegment], lis
         return [], [Problem(file, line, f"YAML: {getattr(err, 'problem', None) or err}")]
     loaded, problems = _definitions(found, file)
     if unreadable:
-        first = [Problem(file, line, f"YAML: {problem}") for line, problem in unreadable]
-        return [], merged(first, problems)
+        return [], merged(unreadable_problems(file, unreadable), problems)
     return loaded, problems
 
 

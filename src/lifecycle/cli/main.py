@@ -383,7 +383,7 @@ def import_file(
         key=key,
         mapping=mapping,
         encoding=encoding,
-        delimiter="\t" if delimiter == "tab" else delimiter,
+        delimiter=delimiter,  # "tab" and a typed \t are read by the service
         empty_clears=empty_clears,
         dry_run=dry_run,
         existing=existing,

@@ -269,10 +269,6 @@ def recompute(
         print(f"{_plural(started, 'journey')} started")
 
 
-def _holds_yaml(folder: Path) -> bool:
-    return folder.is_dir() and any([*folder.glob("*.yaml"), *folder.glob("*.yml")])
-
-
 @app.command()
 def validate(
     directory: Annotated[
@@ -283,19 +279,23 @@ def validate(
     ] = None,
 ) -> None:
     """Check every segment file; print file:line: problem for each mistake."""
-    from lifecycle.segments.loader import load_directory, segments_dir
+    from lifecycle.segments.loader import (
+        check_references,
+        load_directory,
+        parse_file,
+        segments_dir,
+        yaml_files,
+    )
 
     root = Path(directory or get_settings().campaigns_dir)
     if root.is_file() or root.suffix in (".yaml", ".yml"):
         # One file: checked, and its references against the files beside it.
-        from lifecycle.segments.loader import check_references, parse_file
-
         if not root.is_file():
             print(f"{root}:1: file not found")
             raise typer.Exit(1)
         item, problems = parse_file(root)
         if item is not None:
-            siblings = {p.stem for p in (*root.parent.glob("*.yaml"), *root.parent.glob("*.yml"))}
+            siblings = {p.stem for p in yaml_files(root.parent)}
             problems += check_references([item], siblings)
         for problem in problems:
             print(problem)
@@ -304,7 +304,7 @@ def validate(
         print(f"{item.file}: ok ({item.definition.name})")
         return
     folder = root if root.name == "segments" else segments_dir(root)
-    if directory is not None and not folder.is_dir() and _holds_yaml(root):
+    if directory is not None and not folder.is_dir() and yaml_files(root):
         folder = root  # a folder of segment files under another name
     if not folder.is_dir():
         if directory is not None and not root.is_dir():

@@ -226,8 +226,7 @@ def _charset_normalizer(data: bytes) -> str | None:
     except ImportError:  # pragma: no cover - dependency missing
         return None
     sample = data[: 256 * 1024]
-    # charset-normalizer's own choice, and the common single-byte encodings (not its rare
-    # near-twins of them, kz1048 beside cp1251, which would make every file ambiguous).
+    # charset-normalizer's own choice, and the common single-byte encodings.
     best = from_bytes(sample).best()
     found = [best] if best is not None else []
     found += list(from_bytes(sample, cp_isolation=list(_SINGLE_BYTE)))
@@ -262,8 +261,9 @@ def _charset_normalizer(data: bytes) -> str | None:
         shown: dict[str, str] = {}
         alphabets: set[str] = set()
         for name, reading in possible:
-            if _alphabet(reading) not in alphabets:
-                alphabets.add(_alphabet(reading))
+            alphabet = _alphabet(reading)
+            if alphabet not in alphabets:
+                alphabets.add(alphabet)
                 shown.setdefault(_first_words(reading), name)
         for name, reading in possible:
             shown.setdefault(_first_words(reading), name)
@@ -459,9 +459,9 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "mailchimp_leid": ("leid",),
     "mailchimp_euid": ("euid",),
     "klaviyo_id": ("klaviyoid",),
+    "hubspot_record_id": ("recordid",),
     # The notes on a file of rejected rows (lifecycle imports rejected), fixed and re-imported.
     "ignore": ("rejectedline", "rejectedreason"),
-    "hubspot_record_id": ("recordid",),
     "accepts_email_marketing": (
         "acceptsemailmarketing",
         "acceptsmarketing",

@@ -52,12 +52,12 @@ CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
 UNSUBSCRIBED = frozenset(
     ("unsubscribed", "unsubscribed_email", "unsubscribed_sms", "unsubscribed_push")
 )
-UNSUBSCRIBED_YES = frozenset(
-    {"yes", "y", "true", "1", "x", "unsubscribed", "opted out", "opt-out", "not subscribed"}
-)
-UNSUBSCRIBED_NO = frozenset({"no", "n", "false", "0", "subscribed", "opted in", "opt-in"})
-YES = frozenset({"yes", "y", "true", "1", "subscribed", "opted in", "opt-in", "x"})
-NO = frozenset({"no", "n", "false", "0", "unsubscribed", "opted out", "opt-out", "not subscribed"})
+_AFFIRM = frozenset({"yes", "y", "true", "1", "x"})
+_DENY = frozenset({"no", "n", "false", "0"})
+_IN = frozenset({"subscribed", "opted in", "opt-in"})
+_OUT = frozenset({"unsubscribed", "opted out", "opt-out", "not subscribed"})
+YES, NO = _AFFIRM | _IN, _DENY | _OUT  # a consent column: yes means subscribed
+UNSUBSCRIBED_YES, UNSUBSCRIBED_NO = _AFFIRM | _OUT, _DENY | _IN  # an unsubscribe column
 BATCH = 5000  # rows per unit of work: one task for a worker process, one write
 PARALLEL_MIN_BYTES = 2 << 20  # smaller files are prepared in the main process
 
@@ -144,6 +144,15 @@ def _date_text(text: str, name: str, options: ImportOptions, line: int) -> str:
     return parsed.isoformat()
 
 
+def _yes_or_no(
+    text: str, name: str, yes: frozenset[str], no: frozenset[str], problems: list[str]
+) -> bool:
+    answer = text.strip().casefold()
+    if answer not in yes | no:
+        problems.append(f"column {name}: {text!r} is neither yes nor no")
+    return answer in yes
+
+
 def _call(
     line: int,
     cells: dict[str, str],
@@ -179,20 +188,15 @@ def _call(
             except Invalid as err:
                 problems.append(err.message)  # every bad cell of the row is named
             continue
+        # Consent and unsubscribes are a yes or a no, stored as one, never text; anything
+        # else is a question for a person.
         if name in UNSUBSCRIBED:
-            # A column mapped to an unsubscribe is a yes or a no, stored as one, never text.
-            answer = text.strip().casefold()
-            if answer not in UNSUBSCRIBED_YES | UNSUBSCRIBED_NO:
-                problems.append(f"column {name}: {text!r} is neither yes nor no")
-            traits[name] = answer in UNSUBSCRIBED_YES
+            traits[name] = _yes_or_no(text, name, UNSUBSCRIBED_YES, UNSUBSCRIBED_NO, problems)
             continue
         if name in CONSENT:
-            # Consent is a yes or a no; anything else is a question for a person.
-            answer = text.strip().casefold()
-            if answer not in YES | NO:
-                problems.append(f"column {name}: {text!r} is neither yes nor no")
-            traits[f"unsubscribed_{CONSENT[name]}"] = answer in NO
-            traits[name] = answer in YES
+            consents = _yes_or_no(text, name, YES, NO, problems)
+            traits[f"unsubscribed_{CONSENT[name]}"] = text.strip().casefold() in NO
+            traits[name] = consents
             continue
         # Spaces around an address are a spreadsheet's, not the person's: messages go to
         # the attribute, and " ava@example.com " would be an update of nothing.
@@ -387,8 +391,6 @@ def _run(
     rejections: list[dict[str, Any]] = []
     folded: list[dict[str, Any]] = []  # rows of a person already read: the first 100
     preview: list[dict[str, Any]] = []
-    if options.existing not in ("update", "fill_empty", "skip"):
-        raise Invalid("must be update, fill_empty or skip", field="existing")
     region = ingest_options.default_region
     if options.phone_region:
         try:
@@ -425,6 +427,7 @@ def _run(
         # The rows of one person in a batch are folded into the first (later non-empty
         # values win) and written once: one change in the history, not A -> B -> A. A
         # person's rows in different batches are applied in turn, the later on top.
+        nonlocal already
         batch: list[tuple[int, str, Call]] = []
         first_of: dict[str, int] = {}  # a person's key -> their row's index in the batch
         folded_into: dict[int, list[tuple[int, str]]] = {}  # index -> rows folded into it
@@ -467,7 +470,6 @@ def _run(
                 created.add(result.profile_id)  # a person twice in one batch is made once
                 counts["created"] += 1
             elif result.status == "duplicate":
-                nonlocal already
                 already += 1
                 counts["unchanged"] += 1
             elif not result.changed:

@@ -69,6 +69,11 @@ def check_references(loaded: list[LoadedSegment], known: set[str] | None = None)
     return problems
 
 
+def yaml_files(folder: Path) -> list[Path]:
+    """The folder's ``*.yaml`` and ``*.yml`` files, in name order (none if it is missing)."""
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+
+
 def load_directory(directory: str | Path) -> tuple[list[LoadedSegment], list[Problem]]:
     """Every ``*.yaml``/``*.yml`` in ``directory``; a missing directory holds no segments."""
     root = Path(directory)
@@ -77,7 +82,7 @@ def load_directory(directory: str | Path) -> tuple[list[LoadedSegment], list[Pro
     loaded: list[LoadedSegment] = []
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+    for path in yaml_files(root):
         item, found = parse_file(path)
         problems.extend(found)
         if item is None:
