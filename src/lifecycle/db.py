@@ -6,6 +6,7 @@ transaction through :func:`session_scope`; services only ``flush()``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -111,3 +112,45 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# --------------------------------------------------------------------------- COPY rows
+# PostgreSQL's COPY text format, for rows rendered ahead of their write (an import's
+# worker processes render a new person's rows; the writer only fills in the id).
+
+NEW_ID = "\x00"  # stands for a row's profile id until it is known: NUL is never data
+
+
+def copy_field(value: str | None) -> str:
+    """``value`` as a field of a COPY text row: ``\\N`` for NULL, the four special
+    characters escaped."""
+    if value is None:
+        return r"\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+_json_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def copy_json(value: Any) -> str:
+    """``value`` as JSON in a field of a COPY text row (``\\N`` for None)."""
+    kind = type(value)
+    if kind is str:
+        text = _json_text(value)
+    elif value is None:
+        return r"\N"
+    elif kind is bool:
+        return "true" if value else "false"
+    elif kind is int:
+        return str(value)
+    else:
+        text = json.dumps(value)
+    # JSON text holds no raw tab or newline; its escapes' backslashes are doubled.
+    return text.replace("\\", "\\\\") if "\\" in text else text

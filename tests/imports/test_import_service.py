@@ -515,12 +515,20 @@ def test_new_people_get_their_identities_and_history_on_either_path(runtime, db)
 
 
 def test_a_race_for_an_identifier_sends_new_people_the_general_way(runtime, db, monkeypatch):
-    from lifecycle.profiles import repository
+    """Another writer takes an identifier between the check and the write: the COPY
+    fails on the unique index, the savepoint is rolled back, and the rows take the
+    general way (matched, not made twice)."""
+    from lifecycle.events import service
 
-    monkeypatch.setattr(repository, "insert_people", lambda *a, **k: None)
+    rae = _identify(runtime, {"userId": "u-rae", "traits": {"email": "r1@example.com"}})
+    monkeypatch.setattr(service, "new_people", lambda _s, requests, **_k: [True] * len(requests))
     report = _import(runtime, b"email,first_name\nr1@example.com,Rae\nr2@example.com,Rex\n")
-    assert report.counts["created"] == 2 and report.counts["rejected"] == 0
+    assert report.counts["created"] == 1 and report.counts["updated"] == 1
+    assert report.counts["rejected"] == 0
+    assert find_profile(db, "email:r1@example.com").id == rae
+    assert find_profile(db, "email:r1@example.com").attributes["first_name"] == "Rae"
     assert find_profile(db, "email:r2@example.com").attributes["first_name"] == "Rex"
+    assert db.scalar(select(func.count()).select_from(Identity)) == 3
 
 
 def test_rows_prepared_in_worker_processes_give_the_same_result(

@@ -7,11 +7,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT
 from sqlalchemy.orm import Session
 
-from lifecycle.db import is_postgres
+from lifecycle.db import NEW_ID, copy_field, is_postgres
 from lifecycle.events.models import Event
 
 CHUNK = 1000
@@ -120,43 +121,39 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
         cursor.close()
 
 
-def insert_new_plain(
-    session: Session,
-    rows: list[tuple[int, str, datetime, str | None]],
+def plain_row(
+    dedupe_key: str,
+    occurred_at: datetime,
+    via: str | None,
     *,
     kind: str,
     source: str,
     now: datetime,
-) -> dict[str, int]:
-    """PostgreSQL: as :func:`insert_new` for calls with no name, properties or context,
-    not backfilled (an import's identifies), given as (profile_id, dedupe_key, occurred_at,
-    via): a narrower COPY, the constant columns filled in SQL. Evaluated at ``now``: only
-    track calls can start journeys."""
+) -> str:
+    """The COPY row of a call with no name, properties or context, not backfilled (an
+    import's identify), its profile id left as :data:`lifecycle.db.NEW_ID`, for
+    :func:`insert_drafted`. Evaluated at ``now``: only track calls can start journeys."""
+    stamp = now.isoformat()
+    return (
+        f"{NEW_ID}\t{copy_field(kind)}\t\\N\t{{}}\t{{}}\t{occurred_at.isoformat()}\t{stamp}"
+        f"\t{copy_field(source)}\t{copy_field(dedupe_key)}\tf\t{stamp}\t{copy_field(via)}\n"
+    )
+
+
+def insert_drafted(session: Session, rows: list[tuple[int, str]]) -> bool:
+    """PostgreSQL: COPY events rendered by :func:`plain_row`, given as (profile id, row),
+    straight into the table. False when one's dedupe key was stored meanwhile by another
+    transaction: the transaction is then unusable, and the caller rolls back to its
+    savepoint (event ids are not returned: such calls start nothing)."""
     if not rows:
-        return {}
+        return True
     cursor = session.connection().connection.driver_connection.cursor()
     try:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS plain_events_incoming (profile_id bigint,"
-            " dedupe_key text, occurred_at timestamptz, via text) ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(
-            "COPY plain_events_incoming (profile_id, dedupe_key, occurred_at, via) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
-        # As for new people's staging tables: no JIT for the planner's guess of its size.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(
-            f"INSERT INTO events ({', '.join(COLUMNS)})"
-            " SELECT profile_id, %(kind)s, NULL, '{}', '{}', occurred_at, %(now)s, %(source)s,"
-            " dedupe_key, false, %(now)s, via FROM plain_events_incoming"
-            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id",
-            {"kind": kind, "now": now, "source": source},
-        )
-        inserted = dict(cursor.fetchall())
-        cursor.execute("TRUNCATE plain_events_incoming")
-        return inserted
+        with cursor.copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            copy.write("".join(row.replace(NEW_ID, str(pid)) for pid, row in rows))
+        return True
+    except psycopg.errors.UniqueViolation:
+        return False
     finally:
         cursor.close()
 

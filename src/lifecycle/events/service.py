@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,8 @@ from lifecycle.events import repository
 from lifecycle.events.calls import Call, parse_call
 from lifecycle.profiles import service as profiles
 from lifecycle.profiles.identifiers import Identifier, NotAnIdentifier, normalize
-from lifecycle.profiles.resolution import create_people, new_people, resolve_many
+from lifecycle.profiles.repository import PersonRows
+from lifecycle.profiles.resolution import create_drafted, draft_person, new_people, resolve_many
 from lifecycle.profiles.traits import TraitUpdate, apply_traits
 
 
@@ -195,15 +196,22 @@ def parse_items(
 
 
 def ingest_parsed(
-    session: Session, calls: list[Call], *, now: datetime, options: IngestOptions
+    session: Session,
+    calls: list[Call],
+    *,
+    now: datetime,
+    options: IngestOptions,
+    drafts: list[Draft | None] | None = None,
 ) -> list[ItemResult]:
     """Store calls already validated by :func:`parse_items` (e.g. in an import's worker
-    processes); the same storing as :func:`ingest`, one result per call, in order."""
+    processes); the same storing as :func:`ingest`, one result per call, in order.
+    ``drafts``: each call's :func:`draft`, rendered ahead, or None (rendered if needed)."""
     results = [
         ItemResult(index=i, status="accepted", message_id=c.message_id, warnings=list(c.warnings))
         for i, c in enumerate(calls)
     ]
-    return _store(session, dict(enumerate(calls)), results, now=now, options=options)
+    given = {i: d for i, d in enumerate(drafts or ()) if d is not None}
+    return _store(session, dict(enumerate(calls)), results, now=now, options=options, drafts=given)
 
 
 def _store(
@@ -213,8 +221,9 @@ def _store(
     *,
     now: datetime,
     options: IngestOptions,
+    drafts: dict[int, Draft] | None = None,
 ) -> list[ItemResult]:
-    keys = {i: f"{options.source}:{c.message_id}" for i, c in calls.items()}
+    keys = {i: _dedupe_key(c, options) for i, c in calls.items()}
     existing = repository.existing(session, sorted(set(keys.values())))
     first_seen: set[str] = set()
     for i in list(calls):
@@ -226,7 +235,9 @@ def _store(
         else:
             first_seen.add(key)
     if options.new_people_set_wise and len(calls) >= NEW_PEOPLE_MIN and is_postgres(session):
-        _store_new_people(session, calls, keys, results, now=now, options=options)
+        _store_new_people(
+            session, calls, keys, results, now=now, options=options, drafts=drafts or {}
+        )
     if not calls:
         return results
 
@@ -301,6 +312,39 @@ def _trait_update(
     )
 
 
+class Draft(NamedTuple):
+    """What storing a call as a new person writes, rendered ahead (:func:`draft`)."""
+
+    person: PersonRows
+    event: str | None  # its event's row, when the call is plain (no name, properties...)
+
+
+def draft(call: Call, *, now: datetime, options: IngestOptions) -> Draft:
+    """The rows the set-wise path writes for ``call`` if it names only people nobody
+    knows yet. Pure: an import's worker processes render them for every row, so the
+    writer only fills in ids; whether a row is new is decided at write time."""
+    update = _trait_update(call, 0, created=True, options=options)
+    person = draft_person(call.identifiers, update, source=options.source, now=now)
+    plain = not (call.name or call.properties or call.context or call.backfill)
+    event = (
+        repository.plain_row(
+            _dedupe_key(call, options),
+            call.occurred_at,
+            call.via,
+            kind=call.type,
+            source=options.source,
+            now=now,
+        )
+        if plain
+        else None
+    )
+    return Draft(person, event)
+
+
+def _dedupe_key(call: Call, options: IngestOptions) -> str:
+    return f"{options.source}:{call.message_id}"
+
+
 def _store_new_people(
     session: Session,
     calls: dict[int, Call],
@@ -309,55 +353,39 @@ def _store_new_people(
     *,
     now: datetime,
     options: IngestOptions,
+    drafts: dict[int, Draft],
 ) -> None:
     """Identify calls naming only people nobody knows yet (``new_people``: resolution
     would give each a new profile holding all its identifiers, with nothing to match,
-    merge or flag, and its traits on an empty profile) are stored set-wise: profiles,
-    identities, attribute history and events in a few statements. They leave ``calls``;
-    the rest take the general way. Should another transaction take one of their
-    identifiers meanwhile, the savepoint is rolled back and they all take the general way."""
+    merge or flag, and its traits on an empty profile) are stored set-wise: their rows,
+    rendered ahead (``drafts``, else here), COPYed into profiles, identities, attribute
+    history and events. They leave ``calls``; the rest take the general way. Should
+    another transaction take one of their identifiers or dedupe keys meanwhile, the
+    savepoint is rolled back and they all take the general way."""
     order = sorted(calls)
     fresh = new_people(session, [calls[i].identifiers for i in order], limits=options.limits)
     chosen = [i for i, ok in zip(order, fresh, strict=True) if ok and calls[i].type == "identify"]
     if not chosen:
         return
+    rendered = [drafts.get(i) or draft(calls[i], now=now, options=options) for i in chosen]
     savepoint = session.begin_nested()
-    made = create_people(
-        session,
-        [
-            (calls[i].identifiers, _trait_update(calls[i], 0, created=True, options=options))
-            for i in chosen
-        ],
-        source=options.source,
-        now=now,
-    )
-    inserted: dict[str, int] = {}
+    made = create_drafted(session, [d.person for d in rendered])
+    stored = made is not None
     if made is not None:
-        plain = all(
-            not (calls[i].name or calls[i].properties or calls[i].context or calls[i].backfill)
-            for i in chosen
-        )
-        inserted = (
-            repository.insert_new_plain(
+        if all(d.event is not None for d in rendered):
+            stored = repository.insert_drafted(
+                session, [(pid, d.event) for pid, d in zip(made, rendered, strict=True) if d.event]
+            )
+        else:
+            inserted = repository.insert_new(
                 session,
                 [
-                    (made[n][0], keys[i], calls[i].occurred_at, calls[i].via)
-                    for n, i in enumerate(chosen)
-                ],
-                kind="identify",
-                source=options.source,
-                now=now,
-            )
-            if plain
-            else repository.insert_new(
-                session,
-                [
-                    _event_row(calls[i], made[n][0], keys[i], now, options)
-                    for n, i in enumerate(chosen)
+                    _event_row(calls[i], pid, keys[i], now, options)
+                    for pid, i in zip(made, chosen, strict=True)
                 ],
             )
-        )
-    if made is None or len(inserted) != len(chosen):
+            stored = len(inserted) == len(chosen)
+    if made is None or not stored:
         savepoint.rollback()  # raced with another writer: the general way sorts it out
         return
     savepoint.commit()
@@ -366,12 +394,11 @@ def _store_new_people(
         session,
         "segments.recheck",
         extend="changes",
-        changes=[[profile_id, [], "new profile"] for profile_id, _ in made],
+        changes=[[profile_id, [], "new profile"] for profile_id in made],
     )
-    for (profile_id, changed), i in zip(made, chosen, strict=True):
+    for profile_id, d, i in zip(made, rendered, chosen, strict=True):
         result = results[i]
-        result.profile_id, result.created, result.changed = profile_id, True, changed
-        result.event_id = inserted[keys[i]]
+        result.profile_id, result.created, result.changed = profile_id, True, d.person.changed
         del calls[i]
 
 

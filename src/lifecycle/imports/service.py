@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from lifecycle import jobs
 from lifecycle.errors import Invalid, NotFound
 from lifecycle.events.calls import Call
-from lifecycle.events.service import IngestOptions, ingest_parsed, parse_items
+from lifecycle.events.service import Draft, IngestOptions, draft, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection
 from lifecycle.profiles.identifiers import Identifier, is_national_phone, phone_region
@@ -429,6 +429,7 @@ def _run(
         # person's rows in different batches are applied in turn, the later on top.
         nonlocal already
         batch: list[tuple[int, str, Call]] = []
+        drafts: list[Draft | None] = []  # each row's rows as a new person, made ahead
         first_of: dict[str, int] = {}  # a person's key -> their row's index in the batch
         folded_into: dict[int, list[tuple[int, str]]] = {}  # index -> rows folded into it
         earlier_batch: set[int] = set()  # indexes of people seen in an earlier batch
@@ -437,12 +438,13 @@ def _run(
             if item[0] == "rejected":
                 reject(item[1], item[2], item[3])
                 continue
-            _, line, raw, packed, identity = item
+            _, line, raw, packed, identity, drafted = item
             call = _unpack(packed, now)
             index = first_of.get(identity) if identity else None
             if index is not None:
                 first_line, first_raw, first_call = batch[index]
                 batch[index] = (first_line, first_raw, _fold(first_call, call))
+                drafts[index] = None  # the fold's rows differ: made again if it is new
                 folded_into.setdefault(index, []).append((line, raw))
                 continue
             if identity:
@@ -450,7 +452,10 @@ def _run(
             if seen_keys.seen(hash(identity)):
                 earlier_batch.add(len(batch))
             batch.append((line, raw, call))
-        results = ingest_parsed(session, [c for _, _, c in batch], now=now, options=opts)
+            drafts.append(drafted)
+        results = ingest_parsed(
+            session, [c for _, _, c in batch], now=now, options=opts, drafts=drafts
+        )
         created.clear()  # a person made by an earlier batch is found, not made, by a later one
         for index, ((line, raw, call), result) in enumerate(zip(batch, results, strict=True)):
             rows = folded_into.get(index, [])
@@ -666,7 +671,7 @@ def _checksum(stream: BinaryIO) -> tuple[str, int]:
 
 # A row read: ("row", line, raw, cells) or ("error", line, raw, reason).
 Read = tuple[str, int, str, Any]
-# A row prepared: ("ok", line, raw, call, identity) or ("rejected", line, raw, reason).
+# A row prepared: ("ok", line, raw, call, identity, draft) or ("rejected", line, raw, reason).
 Prepared = tuple[Any, ...]
 
 
@@ -792,7 +797,9 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
             (f"{i.kind}:{i.value}" for i in calls[0].identifiers if i.kind == key),
             str(body.get("userId") or body["traits"].get(key, "")).strip().casefold(),
         )
-        out.append(("ok", line, raw, _pack(calls[0], context.now), identity))
+        # Its rows as a new person, rendered here, where it costs the writer nothing.
+        drafted = draft(calls[0], now=context.now, options=ingest)
+        out.append(("ok", line, raw, _pack(calls[0], context.now), identity, drafted))
     return out, stats
 
 

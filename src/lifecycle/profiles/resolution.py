@@ -204,31 +204,28 @@ def new_people(
     return answer
 
 
-def create_people(
-    session: Session,
-    people: list[tuple[list[Identifier], TraitUpdate]],
-    *,
-    source: str,
-    now: datetime,
-) -> list[tuple[int, bool]] | None:
-    """Create one profile per person that :func:`new_people` accepted, holding its
-    identifiers and the attributes its update gives an empty profile (with their history),
-    set-wise. Returns (profile id, attributes changed) per person, or None when another
+def draft_person(
+    identifiers: list[Identifier], update: TraitUpdate, *, source: str, now: datetime
+) -> repository.PersonRows:
+    """The rows of a new profile holding ``identifiers`` with what ``update`` gives an
+    empty profile (and its history), for :func:`create_drafted`. Pure: an import renders
+    them in its worker processes, ahead of the writer."""
+    attributes, times, changes = initial_state(update)
+    return repository.person_rows(
+        attributes,
+        times,
+        changes,
+        [(i.kind, i.value, i.display) for i in identifiers],
+        changed_at=update.at,
+        via=update.via,
+        source=source,
+        now=now,
+    )
+
+
+def create_drafted(session: Session, people: list[repository.PersonRows]) -> list[int] | None:
+    """Create one profile per person that :func:`new_people` accepted, from its drafted
+    rows, set-wise (PostgreSQL). Returns the profile ids in order, or None when another
     transaction took one of the identifiers meanwhile: the caller then rolls back (a
     savepoint) and resolves those people one by one as usual."""
-    rows = []
-    for identifiers, update in people:
-        _attrs, times, changes = initial_state(update)
-        rows.append(
-            {
-                "changes": changes,
-                "at_text": next(iter(times.values()), ""),
-                "changed_at": update.at,
-                "via": update.via,
-                "identities": [(i.kind, i.value, i.display) for i in identifiers],
-            }
-        )
-    ids = repository.insert_people(session, rows, source=source, now=now)
-    if ids is None:
-        return None
-    return [(pid, bool(row["changes"])) for pid, row in zip(ids, rows, strict=True)]
+    return repository.insert_drafted(session, people)
