@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lifecycle.db import Base, BigId, JSONType, UTCDateTime
@@ -31,7 +31,8 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    # No foreign key (see Identity.profile_id): profiles are never deleted.
+    profile_id: Mapped[int] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(String(255))
     properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -36,7 +36,9 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(512))
     display: Mapped[str] = mapped_column(String(512))
-    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    # No foreign key, as for the history (AttributeChange.profile_id): profiles are never
+    # deleted, and the key's check was a third of an import's identities COPY.
+    profile_id: Mapped[int] = mapped_column(BigId, index=True)
     source: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
