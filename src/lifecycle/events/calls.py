@@ -110,12 +110,44 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _storable_text(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or _utf8(text))
+
+
+_SCALARS = (bool, int)
+
+
+def _plainly_storable(value: Any) -> bool:
+    """A value of the common shape (text, a yes/no, a whole number, or an object of them:
+    an identify's traits, a CSV row) that is storable; False means "look closer"."""
+    kind = type(value)
+    if value is None or kind in _SCALARS:
+        return True
+    if kind is str:
+        return _storable_text(value)
+    if kind is not dict:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or not _storable_text(key):
+            return False
+        kind = type(item)
+        if kind is str:
+            if not _storable_text(item):
+                return False
+        elif not (item is None or kind in _SCALARS):
+            return False
+    return True
+
+
 def _check_storable(raw: dict[str, Any]) -> None:
     """Reject a NUL character or a non-finite number, naming where it is.
 
-    One serialisation answers for the common, clean call; only a suspect call is walked.
+    A flat call of text, yes/no and whole numbers is checked value by value; else one
+    serialisation answers for a clean call; only a suspect call is walked.
     """
     stored = [raw.get(key) for key in STORED]
+    if all(_plainly_storable(value) for value in stored):
+        return
     try:
         text = json.dumps(stored, allow_nan=False, ensure_ascii=False)
         text.encode("utf-8")  # a lone surrogate cannot be encoded

@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lifecycle.db import NEW_ID, copy_field, is_postgres
@@ -23,11 +22,13 @@ def existing(session: Session, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
     if is_postgres(session):
+        # The keys as one JSON text: psycopg dumps a list parameter item by item in Python.
         rows = session.execute(
-            text("SELECT dedupe_key, id FROM events WHERE dedupe_key = ANY(:keys)").bindparams(
-                bindparam("keys", type_=ARRAY(TEXT))
+            text(
+                "SELECT dedupe_key, id FROM events WHERE dedupe_key"
+                " = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:keys AS jsonb))))"
             ),
-            {"keys": keys},
+            {"keys": json.dumps(keys)},
         )
         return dict(rows.all())
     found: dict[str, int] = {}

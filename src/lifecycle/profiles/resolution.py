@@ -189,17 +189,26 @@ def new_people(
     """Which requests :func:`resolve_many` would answer with a new profile of their own,
     holding all their identifiers: none of their identifiers is held by a profile or named
     by another request of the batch, and no kind exceeds its limit. Such requests need no
-    matching, merging or flagging, so they can be created set-wise (:func:`create_people`)."""
-    named = Counter(key for req in requests for key in {ident.key for ident in req})
+    matching, merging or flagging, so they can be created set-wise (:func:`create_drafted`)."""
+    keys = [{ident.key for ident in req} for req in requests]
+    named = Counter(key for held in keys for key in held)
     owner = repository.owners(session, list(named))
     limits = LIMITS if limits is None else limits
     answer = []
-    for req in requests:
-        kinds = Counter(ident.kind for ident in req)
+    for req, held in zip(requests, keys, strict=True):
+        # A kind over its limit shows as fewer distinct kinds than identifiers (most
+        # people name one email and one phone): only then are they counted.
+        kinds = {ident.kind for ident in req}
         answer.append(
             bool(req)
-            and all(named[ident.key] == 1 and ident.key not in owner for ident in req)
-            and all(n <= limits.get(kind, n) for kind, n in kinds.items())
+            and all(named[key] == 1 and key not in owner for key in held)
+            and (
+                len(kinds) == len(req)
+                or all(
+                    n <= limits.get(kind, n)
+                    for kind, n in Counter(ident.kind for ident in req).items()
+                )
+            )
         )
     return answer
 
