@@ -16,7 +16,7 @@ from lifecycle import clock
 from lifecycle.api.app import create_app
 from lifecycle.events.models import Event
 from lifecycle.profiles.models import AttributeChange, DuplicateCandidate, Identity, Merge, Profile
-from lifecycle.profiles.service import find_profile
+from lifecycle.profiles.service import attribute_history, find_profile
 from tests.cases.harness import case_dir, steps
 from tests.support import ADMIN_AUTH, WRITE_AUTH, at
 
@@ -127,11 +127,7 @@ def test_b20_planted_id_never_chains_customers_and_undo_is_exact(runtime, db):
                 "lio@example.com",
             }
             assert merged.attributes["plan"] == "basic"  # changed last
-            history = db.scalars(
-                select(AttributeChange.new_value).where(
-                    AttributeChange.profile_id == merged.id, AttributeChange.name == "plan"
-                )
-            ).all()
+            history = [c.new_value for c in attribute_history(db, merged.id, "plan")]
             assert "gold" in history
         elif step["call"] == "unmerge":
             opts = step["options"]
@@ -290,11 +286,7 @@ def test_b25_older_updates_never_overwrite_newer_ones_compared_as_instants(runti
     assert profile.attributes["tags"] == "vip"  # per field: nothing newer set tags
 
     def history(name: str) -> list:
-        return db.scalars(
-            select(AttributeChange.new_value)
-            .where(AttributeChange.profile_id == profile.id, AttributeChange.name == name)
-            .order_by(AttributeChange.id)
-        ).all()
+        return [c.new_value for c in attribute_history(db, profile.id, name)]
 
     assert history("last_name") == ["Ruiz", "Lopez"]
     assert history("city") == ["Valencia", "Sevilla", "Madrid"]

@@ -145,3 +145,25 @@ def test_alias_between_two_known_users_is_refused_and_flagged(runtime, db):
         db.scalar(select(DuplicateCandidate).where(DuplicateCandidate.profile_a == min(m1, m2)))
         is not None
     )
+
+
+def test_replaying_history_reads_a_first_values_row_as_a_change_of_each():
+    """Undoing a merge replays history: a profile's first values, one row, are each a
+    change at that row's time (an older one never overwrites a newer value)."""
+    from lifecycle.profiles.merge import _replay
+    from lifecycle.profiles.models import AttributeChange
+
+    first = AttributeChange(
+        id=1,
+        name=None,
+        new_value={"city": "Oslo", "plan": "gold"},
+        changed_at=at("2026-03-01T10:00:00Z"),
+    )
+    later = AttributeChange(
+        id=2, name="city", new_value="Rome", changed_at=at("2026-03-02T10:00:00Z")
+    )
+    attributes, times = _replay(
+        {"plan": "basic"}, {"plan": "2026-03-05T00:00:00.000000Z"}, [later, first]
+    )
+    assert attributes == {"city": "Rome", "plan": "basic"}
+    assert times["city"] == "2026-03-02T10:00:00.000000Z"

@@ -183,6 +183,9 @@ def _line(item: dict) -> str:
         return (
             f"{at}  event    {item['name']}  {props.get('brand') or ''} {props.get('price') or ''}"
         )
+    if kind == "profile_created":
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in item["attributes"].items())
+        return f"{at}  created  {shown} ({item['source']})"
     if kind == "attribute_change":
         return f"{at}  changed  {item['attribute']}: {json.dumps(item['old'])} -> {json.dumps(item['new'])} ({item['source']})"
     if kind == "journey_entered":

@@ -309,6 +309,7 @@ def _trait_update(
         call.via,
         fill_only=options.existing == "fill_empty" and not created,
         add={name: list(items) for name, items in options.add_to_lists} or None,
+        created=created,
     )
 
 

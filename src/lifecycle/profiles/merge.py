@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 from lifecycle.clock import stamp
 from lifecycle.db import Base
 from lifecycle.errors import Conflict, Invalid, NotFound
-from lifecycle.profiles.models import AttributeChange, DuplicateCandidate, Identity, Merge, Profile
+from lifecycle.profiles.models import (
+    FIRST_VALUES,
+    AttributeChange,
+    DuplicateCandidate,
+    Identity,
+    Merge,
+    Profile,
+)
 
 MergeHook = Callable[[Session, int, int, datetime], dict[str, Any]]
 UnmergeHook = Callable[[Session, dict[str, Any], datetime], None]
@@ -223,13 +230,20 @@ def _replay(
     attributes, times = dict(base), dict(base_times)
     for change in sorted(changes, key=lambda c: (c.changed_at, c.id)):
         at = stamp(change.changed_at)
-        if times.get(change.name, "") > at:
-            continue
-        if change.new_value is None:
-            attributes.pop(change.name, None)
-        else:
-            attributes[change.name] = change.new_value
-        times[change.name] = at
+        # A profile's first values are one row: each is a change of its own here.
+        each = (
+            (change.new_value or {}).items()
+            if change.name is FIRST_VALUES
+            else [(change.name, change.new_value)]
+        )
+        for name, value in each:
+            if times.get(name, "") > at:
+                continue
+            if value is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = value
+            times[name] = at
     return attributes, times
 
 

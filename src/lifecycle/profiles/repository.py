@@ -16,7 +16,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, TIMESTAMP
 from sqlalchemy.orm import Session
 
 from lifecycle.db import NEW_ID, copy_field, copy_json, is_postgres
-from lifecycle.profiles.models import AttributeChange, DuplicateCandidate, Identity, Profile
+from lifecycle.profiles.models import (
+    FIRST_VALUES,
+    AttributeChange,
+    DuplicateCandidate,
+    Identity,
+    Profile,
+)
 
 Key = tuple[str, str]
 CHUNK = 1000
@@ -294,6 +300,16 @@ def _copy_attribute_state(
         cursor.close()
 
 
+def history_of(
+    found: list[tuple[str, Any, Any]], *, created: bool
+) -> list[tuple[str | None, Any, Any]]:
+    """The history rows of one update's changes ((name, old, new) each): on a profile made
+    for it, one row of its first values (name :data:`FIRST_VALUES`, the object of them)."""
+    if created and found:
+        return [(FIRST_VALUES, None, {name: value for name, _, value in found})]
+    return list(found)
+
+
 class PersonRows(NamedTuple):
     """A new person's rows, rendered for COPY (:func:`person_rows`), its id left as
     :data:`lifecycle.db.NEW_ID`: made ahead (in another process), written by
@@ -317,9 +333,10 @@ def person_rows(
     now: datetime,
 ) -> PersonRows:
     """A new profile holding ``identities`` ((kind, value, display) each) and
-    ``attributes`` (their ``times``), with its history ``changes`` ((name, old, new) each,
-    as :func:`lifecycle.profiles.traits.initial_state` gives them): the rows
-    :func:`insert_drafted` writes. Pure, so a worker process can render them."""
+    ``attributes`` (their ``times``), with the history of its ``changes`` ((name, old,
+    new) each, as :func:`lifecycle.profiles.traits.initial_state` gives them: one row of
+    first values): the rows :func:`insert_drafted` writes. Pure, so a worker process can
+    render them."""
     stamp, src = now.isoformat(), copy_field(source)
     known = f"\t{NEW_ID}\t{src}\t{stamp}\t{stamp}\n"  # an identity's profile, source, times
     history = f"\t{src}\t{changed_at.isoformat()}\t{stamp}\t{copy_field(via)}\n"
@@ -332,7 +349,7 @@ def person_rows(
         "".join(
             [
                 f"{NEW_ID}\t{copy_field(name)}\t{copy_json(old)}\t{copy_json(new)}{history}"
-                for name, old, new in changes
+                for name, old, new in history_of(changes, created=True)
             ]
         ),
         bool(changes),

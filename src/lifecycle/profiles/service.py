@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lifecycle.errors import Conflict, Invalid, NotFound
 from lifecycle.profiles import repository
 from lifecycle.profiles.identifiers import NotAnIdentifier, normalize
 from lifecycle.profiles.merge import merge_profiles, unmerge
-from lifecycle.profiles.models import Identity, Merge, Profile
+from lifecycle.profiles.models import FIRST_VALUES, AttributeChange, Identity, Merge, Profile
 
 REF_KINDS = {"id": "id", "email": "email", "phone": "phone", "anon": "anonymous_id"}
 
@@ -175,3 +175,34 @@ def attributes_of(session: Session, profile_ids: list[int]) -> dict[int, dict[st
 def holders(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Which profile holds each (kind, value)."""
     return repository.owners(session, keys)
+
+
+def attribute_history(session: Session, profile_id: int, name: str) -> list[AttributeChange]:
+    """The changes of one attribute of a profile, oldest first, its first value included
+    (stored in the profile's first-values row, shown here as a change of its own)."""
+    rows = session.scalars(
+        select(AttributeChange)
+        .where(
+            AttributeChange.profile_id == profile_id,
+            or_(AttributeChange.name == name, AttributeChange.name.is_(FIRST_VALUES)),
+        )
+        .order_by(AttributeChange.id)
+    ).all()
+    out = []
+    for row in rows:
+        if row.name is not FIRST_VALUES:
+            out.append(row)
+        elif name in (row.new_value or {}):
+            first = AttributeChange(
+                id=row.id,
+                profile_id=row.profile_id,
+                name=name,
+                old_value=None,
+                new_value=row.new_value[name],
+                source=row.source,
+                changed_at=row.changed_at,
+                recorded_at=row.recorded_at,
+                via=row.via,
+            )
+            out.append(first)
+    return out

@@ -31,6 +31,7 @@ class TraitUpdate:
     via: str | None = None  # the identifier the update came through
     fill_only: bool = False  # only set attributes the profile lacks (or holds empty)
     add: dict[str, list[Any]] | None = None  # items added to list attributes (kept once)
+    created: bool = False  # the profile was made for this update: its values are its first
 
 
 @dataclass
@@ -50,6 +51,8 @@ def apply_traits(
     warnings: list[tuple[int, str]] = []
     changed: set[int] = set()
     dirty: set[int] = set()
+    names: dict[int, set[str]] = {}  # the attributes changed, per profile
+    made: set[int] = set()  # profiles whose first values are written (once, by their maker)
     for index, upd in enumerate(updates):
         attrs, times = state[upd.profile_id]
         found = _apply(attrs, times, upd, index, warnings)
@@ -57,6 +60,10 @@ def apply_traits(
             continue
         dirty.add(upd.profile_id)
         changed.add(index)
+        names.setdefault(upd.profile_id, set()).update(name for name, _, _ in found)
+        first = upd.created and upd.profile_id not in made
+        if first:
+            made.add(upd.profile_id)
         changes.extend(
             {
                 "profile_id": upd.profile_id,
@@ -68,14 +75,11 @@ def apply_traits(
                 "recorded_at": now,
                 "via": upd.via,
             }
-            for name, old, value in found
+            for name, old, value in repository.history_of(found, created=first)
         )
     repository.write_attribute_state(session, {pid: state[pid] for pid in dirty}, changes, now)
     if changes:
         # After commit, segments that read these attributes are re-checked for these people.
-        names: dict[int, set[str]] = {}
-        for change in changes:
-            names.setdefault(change["profile_id"], set()).add(change["name"])
         jobs.enqueue(
             session,
             "segments.recheck",

@@ -22,7 +22,7 @@ from lifecycle.clock import as_utc
 from lifecycle.delivery.models import Message, MessageEvent
 from lifecycle.errors import Invalid
 from lifecycle.events.models import Event
-from lifecycle.profiles.models import AttributeChange, Merge
+from lifecycle.profiles.models import FIRST_VALUES, AttributeChange, Merge
 from lifecycle.segments.models import Segment, SegmentMembership
 
 # Higher rank sorts first among items at the same instant (a message after its journey entry).
@@ -30,6 +30,7 @@ RANKS = {
     "merge_undone": 0,
     "merge": 1,
     "attribute_change": 2,
+    "profile_created": 2,  # a row of attribute_changes, as the changes
     "event": 3,
     "segment_exited": 4,  # after what moved the profile, before the journeys it starts
     "segment_entered": 5,
@@ -162,6 +163,15 @@ def _describe(session: Session, kind: str, row_id: int) -> dict[str, Any]:
     if kind == "attribute_change":
         c = session.get(AttributeChange, row_id)
         assert c is not None
+        if c.name is FIRST_VALUES:  # the attributes the profile was made with
+            return {
+                "kind": "profile_created",
+                "id": c.id,
+                "at": c.changed_at,
+                "recorded_at": c.recorded_at,
+                "attributes": c.new_value,
+                "source": c.source,
+            }
         return {
             "kind": kind,
             "id": c.id,
