@@ -28,7 +28,7 @@ def existing(session: Session, keys: list[str]) -> dict[str, int]:
                 "SELECT dedupe_key, id FROM events WHERE dedupe_key"
                 " = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:keys AS jsonb))))"
             ),
-            {"keys": json.dumps(keys)},
+            {"keys": json.dumps(sorted(keys))},  # in index order, as profiles' owners
         )
         return dict(rows.all())
     found: dict[str, int] = {}

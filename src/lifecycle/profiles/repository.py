@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import psycopg
@@ -52,7 +53,9 @@ def owners(session: Session, keys: list[Key]) -> dict[Key, int]:
                 " JOIN jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(kind text, value text)"
                 " ON i.kind = k.kind AND i.value = k.value"
             ),
-            {"keys": json.dumps([{"kind": k, "value": v} for k, v in keys])},
+            # In index order: each probe finds its page near the last one's, not anywhere
+            # in an index that outgrew memory.
+            {"keys": json.dumps([{"kind": k, "value": v} for k, v in sorted(keys)])},
         )
         return {(k, v): pid for k, v, pid in rows}
     found: dict[Key, int] = {}
@@ -337,23 +340,29 @@ def person_rows(
     new) each, as :func:`lifecycle.profiles.traits.initial_state` gives them: one row of
     first values): the rows :func:`insert_drafted` writes. Pure, so a worker process can
     render them."""
-    stamp, src = now.isoformat(), copy_field(source)
+    stamp, src = _iso(now), copy_field(source)
     known = f"\t{NEW_ID}\t{src}\t{stamp}\t{stamp}\n"  # an identity's profile, source, times
-    history = f"\t{src}\t{changed_at.isoformat()}\t{stamp}\t{copy_field(via)}\n"
+    history = f"\t{src}\t{_iso(changed_at)}\t{stamp}\t{copy_field(via)}\n"
+    values = copy_json(attributes)
+    rows = []
+    for name, old, new in history_of(changes, created=True):
+        # The first values are the attributes themselves (on an empty profile): one JSON.
+        new_text = values if new == attributes else copy_json(new)
+        rows.append(f"{NEW_ID}\t{copy_field(name)}\t{copy_json(old)}\t{new_text}{history}")
     return PersonRows(
-        f"{NEW_ID}\t{copy_json(attributes)}\t{copy_json(times)}\t{stamp}\t{stamp}\n",
+        f"{NEW_ID}\t{values}\t{copy_json(times)}\t{stamp}\t{stamp}\n",
         tuple(
             (kind, value, f"{copy_field(kind)}\t{copy_field(value)}\t{copy_field(display)}{known}")
             for kind, value, display in identities
         ),
-        "".join(
-            [
-                f"{NEW_ID}\t{copy_field(name)}\t{copy_json(old)}\t{copy_json(new)}{history}"
-                for name, old, new in history_of(changes, created=True)
-            ]
-        ),
+        "".join(rows),
         bool(changes),
     )
+
+
+@lru_cache(maxsize=64)
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()  # the few moments of a batch, for each of its rows
 
 
 def insert_drafted(session: Session, people: list[PersonRows]) -> list[int] | None:
