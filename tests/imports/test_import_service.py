@@ -845,3 +845,27 @@ def test_an_event_stored_meanwhile_sends_the_new_people_the_general_way(
     assert again.counts["read"] == 2 and again.counts["rejected"] == 0
     assert _profiles(db, top) == 2  # made once each, by the general way
     assert find_profile(db, "email:r2@example.com").attributes["first_name"] == "Rex"
+
+
+def test_cells_with_backslashes_tabs_and_newlines_are_stored_as_written(runtime, db):
+    """The set-wise path writes rows as COPY text: backslashes, tabs, newlines, quotes
+    and non-ASCII letters must come out as they went in, as on the general path."""
+    data = (
+        "email,first_name,last_name,city,note\n"
+        'o.brien@example.com,"O\\\'Brien","tab\there","C:\\\\path\\\\n","line one\nline two\r\nthree"\n'
+        'zoe@example.com,Zoë,"say ""hi""",東京,"\\N"\n'
+    ).encode()
+    report = _import(runtime, data, unknown_columns="keep")
+    assert report.counts["created"] == 2, report.rejections
+    brien = find_profile(db, "email:o.brien@example.com")
+    assert brien.attributes["first_name"] == "O\\'Brien"
+    assert brien.attributes["last_name"] == "tab\there"
+    assert brien.attributes["city"] == "C:\\\\path\\\\n"
+    assert brien.attributes["note"] == "line one\nline two\nthree"  # line breaks read as \n
+    zoe = find_profile(db, "email:zoe@example.com")
+    assert (zoe.attributes["first_name"], zoe.attributes["city"]) == ("Zoë", "東京")
+    assert zoe.attributes["last_name"] == 'say "hi"' and zoe.attributes["note"] == "\\N"
+    [first] = db.scalars(
+        select(AttributeChange.new_value).where(AttributeChange.profile_id == brien.id)
+    ).all()
+    assert first == brien.attributes
