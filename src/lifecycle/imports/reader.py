@@ -656,6 +656,7 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
 
     def rows() -> Iterator[Row | RowError]:
         width = len(header)
+        keys = [col.key for col in header]
         line = header_line
         for start, cells, raw, error in records:
             line += 1
@@ -669,22 +670,23 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
                 reason = f"expected {width} cells as in the header, found {len(cells)}"
                 yield RowError(line, reason, _show(raw))
                 continue
-            pairs = list(zip(header, cells, strict=True))
             # Undecodable bytes are rare: look at the cells only when the record has some.
-            bad = (
-                [col.original for col, c in pairs if _SURROGATE.search(c)]
-                if _SURROGATE.search(raw)
-                else []
-            )
-            if bad:
-                names = ", ".join(repr(b) for b in bad)
-                yield RowError(
-                    line, f"column {names}: bytes that are not valid {codec}", _show(raw)
-                )
-                continue
+            if _SURROGATE.search(raw):
+                bad = [
+                    col.original
+                    for col, c in zip(header, cells, strict=True)
+                    if _SURROGATE.search(c)
+                ]
+                if bad:
+                    names = ", ".join(repr(b) for b in bad)
+                    yield RowError(
+                        line, f"column {names}: bytes that are not valid {codec}", _show(raw)
+                    )
+                    continue
+            # A CR inside a quoted cell is a line break (a raw without one has none).
             yield Row(
                 line=line,
-                cells={col.key: _cell(c) for col, c in pairs},
+                cells=dict(zip(keys, map(_cell, cells) if "\r" in raw else cells, strict=True)),
                 raw=raw,
                 physical_line=start,
             )

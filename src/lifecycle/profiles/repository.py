@@ -344,13 +344,17 @@ def person_rows(
     known = f"\t{NEW_ID}\t{src}\t{stamp}\t{stamp}\n"  # an identity's profile, source, times
     history = f"\t{src}\t{_iso(changed_at)}\t{stamp}\t{copy_field(via)}\n"
     values = copy_json(attributes)
+    # A new person's attributes all have its one moment: the same few objects of times
+    # (one per set of columns a row fills) for a whole file, rendered once each.
+    moments = set(times.values())
+    times_text = _times_json(tuple(times), moments.pop()) if len(moments) == 1 else copy_json(times)
     rows = []
     for name, old, new in history_of(changes, created=True):
         # The first values are the attributes themselves (on an empty profile): one JSON.
         new_text = values if new == attributes else copy_json(new)
         rows.append(f"{NEW_ID}\t{copy_field(name)}\t{copy_json(old)}\t{new_text}{history}")
     return PersonRows(
-        f"{NEW_ID}\t{values}\t{copy_json(times)}\t{stamp}\t{stamp}\n",
+        f"{NEW_ID}\t{values}\t{times_text}\t{stamp}\t{stamp}\n",
         tuple(
             (kind, value, f"{copy_field(kind)}\t{copy_field(value)}\t{copy_field(display)}{known}")
             for kind, value, display in identities
@@ -358,6 +362,11 @@ def person_rows(
         "".join(rows),
         bool(changes),
     )
+
+
+@lru_cache(maxsize=256)
+def _times_json(names: tuple[str, ...], moment: str) -> str:
+    return copy_json(dict.fromkeys(names, moment))
 
 
 @lru_cache(maxsize=64)
