@@ -104,6 +104,10 @@ _PLAIN_EMAIL = re.compile(
 )
 
 
+_SPECIAL_USE = frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE_SUFFIXES = tuple("." + name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
 def _plain_email(candidate: str) -> bool:
     """True only for addresses email_validator accepts (``check_deliverability=False``)."""
     if len(candidate) > 254 or not _PLAIN_EMAIL.fullmatch(candidate):
@@ -112,12 +116,10 @@ def _plain_email(candidate: str) -> bool:
     if len(local) > 64 or len(domain) > 253:
         return False
     domain = domain.lower()
-    if any(label[2:4] == "--" for label in domain.split(".")):  # IDNA's xn-- and the like
+    # IDNA's xn-- and the like
+    if "--" in domain and any(label[2:4] == "--" for label in domain.split(".")):
         return False
-    return not any(
-        domain == name or domain.endswith("." + name)
-        for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
-    )
+    return domain not in _SPECIAL_USE and not domain.endswith(_SPECIAL_USE_SUFFIXES)
 
 
 def normalize_email(raw: str) -> str:
