@@ -481,3 +481,51 @@ def test_read_stream_multibyte_character_across_the_sample_boundary() -> None:
     assert stream.dialect.encoding == "utf-8"
     assert len(rows) == 500 and all(isinstance(r, Row) for r in rows)
     assert rows[-1].cells["name"] == "Żółw499" and rows[-1].line == 501
+
+
+# --------------------------------------------------------------------------- stray quotes
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'q2@example.com,"B,stray',  # the cells after it would be missing: wrong width
+        'q2@example.com,B,"stray',  # the last cell: the width alone looks right
+    ],
+)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_stray_quote_hides_no_row_after_it(bad: str, newline: str) -> None:
+    later = [f"q{i}@example.com,N{i},fine" for i in range(3, 9)]
+    text = newline.join(["Email,First Name,Notes", "q1@example.com,A,ok", bad, *later]) + newline
+    for result in (read(text.encode()), _streamed(text.encode())):
+        assert [r.cells["email"] for r in result.rows] == [
+            "q1@example.com",
+            *(f"q{i}@example.com" for i in range(3, 9)),
+        ]
+        assert [r.line for r in result.rows] == [2, 4, 5, 6, 7, 8, 9]
+        [error] = result.errors
+        assert error.line == 3 and error.raw == bad
+        assert "quote opened in this row is never closed" in error.reason
+
+
+def test_a_quoted_cell_over_several_lines_is_still_one_cell() -> None:
+    text = (
+        'Email,First Name,Notes\nq1@example.com,A,"line one\nline two, with a comma\n'
+        'line three"\nq2@example.com,B,x\n'
+    )
+    result = read(text.encode())
+    assert result.errors == []
+    assert result.rows[0].cells["notes"] == "line one\nline two, with a comma\nline three"
+    assert [r.line for r in result.rows] == [2, 3]
+
+
+def _streamed(data: bytes):
+    class Result:
+        pass
+
+    stream = read_stream(io.BytesIO(data))
+    records = list(stream.records)
+    result = Result()
+    result.rows = [r for r in records if isinstance(r, Row)]
+    result.errors = [r for r in records if isinstance(r, RowError)]
+    return result

@@ -21,6 +21,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -565,32 +566,53 @@ def _cell(text: str) -> str:
 
 
 def _iter_records(
-    source: Iterable[str], dialect: Dialect
+    source: Iterable[str], dialect: Dialect, width: list[int] | None = None
 ) -> Iterator[tuple[int, list[str] | None, str, str | None]]:
-    """Yield (physical start line, cells or None, raw text, csv error or None) per record."""
+    """Yield (physical start line, cells or None, raw text, csv error or None) per record.
+
+    ``width`` (set once the header is read) guards against a stray quote: a quote opened
+    and never closed makes the csv module read every following line into one cell, to
+    the next quote or to the end of the file. A record spanning several lines that has
+    the wrong number of cells, or that holds a line which is a whole row by itself, is
+    such a one: its first line is given as an error, and the lines after it are read
+    again on their own, so no row is hidden inside another."""
     consumed: list[str] = []
+    pending: deque[str] = deque()  # lines given back, read again before the source
+    source_lines = iter(source)
     counter = [0]
 
     def lines() -> Iterator[str]:
-        for line in source:
+        while True:
+            if pending:
+                line = pending.popleft()
+            else:
+                line = next(source_lines, None)
+                if line is None:
+                    return
             counter[0] += 1
             consumed.append(line)
             yield line
 
-    reader = csv.reader(
-        lines(),
-        delimiter=dialect.delimiter,
-        quotechar='"',
-        doublequote=True,
-        skipinitialspace=dialect.skip_initial_space,
-        strict=False,
-    )
+    def reader() -> Iterator[list[str]]:
+        return csv.reader(
+            lines(),
+            delimiter=dialect.delimiter,
+            quotechar='"',
+            doublequote=True,
+            skipinitialspace=dialect.skip_initial_space,
+            strict=False,
+        )
+
+    records = reader()
     while True:
         start = counter[0] + 1
         try:
-            record = next(reader)
+            record = next(records)
         except StopIteration:
-            return
+            if not pending:
+                return
+            records = reader()
+            continue
         except csv.Error as exc:
             raw = "".join(consumed)
             consumed.clear()
@@ -598,9 +620,38 @@ def _iter_records(
             if not raw:
                 return
             continue
+        if width and len(consumed) > 1 and _swallowed(record, consumed, width[0], dialect):
+            first = consumed[0]
+            pending.extendleft(reversed(consumed[1:]))
+            counter[0] -= len(consumed) - 1
+            consumed.clear()
+            records = reader()  # a fresh reader: the old one may have seen the end
+            yield (
+                start,
+                None,
+                first.rstrip("\r\n"),
+                "a quote opened in this row is never closed, so the lines after it would"
+                " have been read into one cell; close or remove the quote (the lines after"
+                " it were read on their own)",
+            )
+            continue
         raw = "".join(consumed)
         consumed.clear()
         yield start, record, raw.rstrip("\r\n"), None
+
+
+def _swallowed(record: list[str], lines: list[str], width: int, dialect: Dialect) -> bool:
+    """Whether a record read over several ``lines`` is a stray quote's doing (see
+    :func:`_iter_records`): it has the wrong number of cells, or one of the lines after
+    its first is, with no quote in it, a whole row of the file by itself."""
+    if len(record) != width:
+        return True
+    if width < 3:  # a line with one delimiter in a note is too common to tell
+        return False
+    return any(
+        '"' not in line and len(line.rstrip("\r\n").split(dialect.delimiter)) == width
+        for line in lines[1:]
+    )
 
 
 @dataclass
@@ -620,7 +671,8 @@ class StreamResult:
 
 
 def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> StreamResult:
-    records = _iter_records(lines, dialect)
+    width: list[int] = []  # known once the header is read
+    records = _iter_records(lines, dialect, width)
     codec = dialect.encoding
 
     header_cells: list[str] | None = None
@@ -640,6 +692,7 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
         )
 
     header, header_errors, notes = _build_header(header_cells)
+    width.append(len(header))
     if len(header) == 1 and delimiter:
         others = [d for d in CANDIDATE_DELIMITERS if d != delimiter and d in header_cells[0]]
         if others:
