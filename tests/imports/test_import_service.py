@@ -80,6 +80,7 @@ def test_b11_the_same_person_twice_in_one_file_is_one_profile_later_row_wins(run
         "unchanged": 0,
         "rejected": 0,
         "repeated_in_file": 1,
+        "warned": 0,
     }
     assert report.folded == [{"line": 3, "into": 2}]  # row 3 folded into row 2
     assert _profiles(db, top) == 1
@@ -108,6 +109,7 @@ def test_a_persons_rows_fold_into_one_write_and_a_rerun_changes_nothing(runtime,
         "unchanged": 0,
         "rejected": 0,
         "repeated_in_file": 2,
+        "warned": 0,
     }
     assert report.folded == [{"line": 4, "into": 2}, {"line": 5, "into": 2}]
     ann = find_profile(db, "email:ann@example.com")
@@ -244,6 +246,7 @@ def test_rerun_changes_nothing_dry_run_writes_nothing_and_bad_rows_are_kept(runt
         "unchanged": 0,
         "rejected": 2,
         "repeated_in_file": 0,
+        "warned": 0,
     }
     assert find_profile(db, "email:ada@example.com").attributes["postal_code"] == "01234"
     again = _import(runtime, data)
@@ -455,6 +458,37 @@ def test_consent_columns_become_yes_or_no_and_feed_unsubscribes(runtime, db):
     assert attrs["accepts_sms_marketing"] is False and attrs["unsubscribed_sms"] is True
 
 
+def test_an_import_never_subscribes_again_someone_who_unsubscribed(runtime, db):
+    _identify(
+        runtime,
+        {"userId": "o-1", "traits": {"email": "out@example.com", "unsubscribed_email": True}},
+    )
+    _import(runtime, b"Email,Accepts SMS Marketing\nsms@example.com,no\n")
+    data = (
+        b"Email,First Name,Accepts Email Marketing,Accepts SMS Marketing\n"
+        b"out@example.com,Olive,yes,yes\nsms@example.com,Sam,yes,yes\n"
+    )
+    report = _import(runtime, data)
+    assert report.counts["updated"] == 2, report.counts
+    out = find_profile(db, "email:out@example.com").attributes
+    # The email opt-out and its consent stay; the rest of the row (the name, SMS) applies.
+    assert out["unsubscribed_email"] is True and "accepts_email_marketing" not in out
+    assert out["first_name"] == "Olive" and out["unsubscribed_sms"] is False
+    sms = find_profile(db, "email:sms@example.com").attributes
+    assert sms["unsubscribed_sms"] is True and sms["accepts_sms_marketing"] is False
+    assert sms["unsubscribed_email"] is False and sms["accepts_email_marketing"] is True
+    warned = [w for row in report.warned for w in row["warnings"]]
+    assert sum("stays unsubscribed" in w for w in warned) == 2, report.warned
+    # An unsubscribe column emptied by the file does not clear the opt-out either.
+    report = _import(
+        runtime,
+        b"Email,Unsubscribed\nout@example.com,\n",
+        empty_clears=True,
+        mapping={"Unsubscribed": "unsubscribed_email"},
+    )
+    assert find_profile(db, "email:out@example.com").attributes["unsubscribed_email"] is True
+
+
 def test_a_list_and_a_tag_are_added_to_everyone_imported_once(runtime, db):
     _identify(runtime, {"userId": "t1", "traits": {"email": "t1@example.com", "lists": ["news"]}})
     data = b"email\nt1@example.com\nt2@example.com\n"
@@ -549,6 +583,7 @@ def test_rows_prepared_in_worker_processes_give_the_same_result(
         "unchanged": 0,
         "rejected": 1,
         "repeated_in_file": 1,
+        "warned": 0,
     }
     assert report.rejections[0]["line"] == 32 and "not-an-email" in report.rejections[0]["reason"]
     assert find_profile(db, "email:w3@example.com").attributes["first_name"] == "Wes"
@@ -869,3 +904,65 @@ def test_cells_with_backslashes_tabs_and_newlines_are_stored_as_written(runtime,
         select(AttributeChange.new_value).where(AttributeChange.profile_id == brien.id)
     ).all()
     assert first == brien.attributes
+
+
+def test_rows_of_one_id_with_two_emails_keep_both_as_identities(runtime, db):
+    data = b"Customer ID,Email\nc1,good@example.com\nc1,dup@example.com\n"
+    report = _import(runtime, data, key="id", mapping={"Customer ID": "id"})
+    assert report.counts["created"] == 1 and report.counts["repeated_in_file"] == 1
+    person = find_profile(db, "id:c1")
+    assert person.attributes["email"] == "dup@example.com"  # the later row's value
+    assert find_profile(db, "email:good@example.com").id == person.id  # still theirs
+
+
+def test_an_invalid_email_or_phone_is_left_out_with_a_warning_kept_per_row(runtime, db):
+    from lifecycle.imports.models import ImportWarning
+    from lifecycle.imports.service import status
+
+    data = (
+        b"Customer ID,Email,Phone\n"
+        b"c1,bad-email,+1 201 555 0123\n"
+        b"c2,ok@example.com,call me maybe\n"
+        b"c3,fine@example.com,+1 201 555 0199\n"
+    )
+    report = _import(runtime, data, key="id", mapping={"Customer ID": "id"})
+    assert report.counts["created"] == 3 and report.counts["warned"] == 2, report
+    c1 = find_profile(db, "id:c1").attributes
+    assert "email" not in c1 and c1["phone"] == "+1 201 555 0123"
+    c2 = find_profile(db, "id:c2").attributes
+    assert "phone" not in c2 and c2["email"] == "ok@example.com"
+    assert [row["line"] for row in report.warned] == [2, 3]
+    assert "column email: 'bad-email' is not a valid address" in report.warned[0]["warnings"][0]
+    assert "left out, the rest of the row imported" in report.warned[1]["warnings"][0]
+    stored = db.scalars(
+        select(ImportWarning.line).where(ImportWarning.import_id == report.import_id)
+    )
+    assert sorted(stored) == [2, 3]
+    with runtime.session() as session:
+        shown = status(session, report.import_id)
+    assert [w["line"] for w in shown["row_warnings"]] == [2, 3]
+    assert shown["counts"]["warned"] == 2
+    # The key column itself must be usable: the row is rejected, with the reason.
+    report = _import(runtime, b"Email,First Name\nnope,Ann\n", key="email")
+    assert report.counts["rejected"] == 1
+    assert "email: 'nope' is not a valid address" in report.rejections[0]["reason"]
+
+
+def test_a_run_that_stopped_part_way_no_longer_shows_as_running(runtime, db):
+    from lifecycle.imports.models import Import
+    from lifecycle.imports.service import status
+
+    data = b"email\nr1@example.com\nr2@example.com\n"
+    first = _import(runtime, data)
+    with runtime.session() as session:  # as a run killed after its first batch leaves it
+        record = session.get(Import, first.import_id)
+        record.status, record.rows_done = "running", 1
+        session.commit()
+    again = _import(runtime, data)
+    with runtime.session() as session:
+        earlier = status(session, first.import_id)
+        later = status(session, again.import_id)
+    assert earlier["status"] == "interrupted"
+    assert f"import {again.import_id} ran the file again" in earlier["message"]
+    assert later["status"] == "done" and later["started_at"] is not None
+    assert later["updated_at"] >= later["started_at"]

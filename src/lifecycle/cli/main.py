@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -353,7 +353,7 @@ def import_file(
     database_url: DbOption = None,
 ) -> None:
     """Import a CSV of customers (re-running the same file changes nothing)."""
-    from rich.progress import Progress
+    from rich.progress import Progress, TransferSpeedColumn
 
     from lifecycle import clock
     from lifecycle.errors import LifecycleError
@@ -402,9 +402,30 @@ def import_file(
     # as it does behind the API: on the embedded default in this process, and the import
     # waits for it; with Redis, on the workers. A dry run sets off nothing.
     bound = None if dry_run else _follow_up_jobs(runtime)
+    size = path.stat().st_size
+    landed: list[int] = []  # the import's id, once a batch has landed
+
+    def batch_done(record: Any) -> None:
+        session.commit()  # each batch lands: an interrupted import resumes
+        landed[:] = [record.id]
+        # The bytes read so far give the bar its length: rows are not known ahead.
+        progress.update(
+            task,
+            completed=min(data.tell(), size),
+            description=f"{record.rows_done:,} rows",
+        )
+
     try:
-        with runtime.session() as session, Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"importing {path.name}", total=None)
+        with (
+            runtime.session() as session,
+            Progress(
+                *Progress.get_default_columns(),
+                TransferSpeedColumn(),
+                console=console,
+                transient=True,
+            ) as progress,
+        ):
+            task = progress.add_task(f"importing {path.name}", total=size)
             report = run(
                 session,
                 data,
@@ -412,12 +433,7 @@ def import_file(
                 options=options,
                 ingest_options=runtime.ingest_options,
                 now=clock.now(),
-                on_batch=lambda record: (
-                    session.commit(),  # each batch lands: an interrupted import resumes
-                    progress.update(
-                        task, completed=record.rows_done, description=f"{record.rows_done} rows"
-                    ),
-                ),
+                on_batch=batch_done,
             )
         if bound is not None and bound.worker is not None:
             with console.status("updating segment memberships"):
@@ -425,6 +441,15 @@ def import_file(
     except LifecycleError as err:
         print(f"error: {err.message}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if landed:
+            _mark_interrupted(runtime, landed[0])
+        print(
+            "interrupted: the rows imported so far are kept; run the same command again to"
+            " resume where it stopped",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
     finally:
         data.close()
         if bound is not None:
@@ -451,8 +476,21 @@ def import_file(
             " (later non-empty values win)",
             highlight=False,
         )
+    for row in report.warned[:20]:
+        for warning in row["warnings"]:
+            console.print(f"  [yellow]row {row['line']}: {warning}[/yellow]", highlight=False)
+    if report.counts.get("warned", 0) > 20:
+        console.print(
+            f"  ... and {report.counts['warned'] - 20} more rows with warnings"
+            + (f" (GET /v1/imports/{report.import_id})" if report.import_id else ""),
+            highlight=False,
+        )
     for rejection in report.rejections[:20]:
-        console.print(f"  [yellow]row {rejection['line']}: {rejection['reason']}[/yellow]")
+        console.print(
+            f"  [yellow]row {rejection['line']}: {rejection['reason']}[/yellow]", highlight=False
+        )
+    if report.counts["rejected"] > 20:
+        console.print(f"  ... and {report.counts['rejected'] - 20} more rejected rows")
     if report.import_id is not None and report.rejections:
         console.print(
             f"  rejected rows: lifecycle imports rejected {report.import_id} > fix-me.csv"
@@ -460,6 +498,17 @@ def import_file(
     if report.status != "done":
         console.print(f"[red]{report.message}[/red]")
         raise typer.Exit(1)
+
+
+def _mark_interrupted(runtime: Any, import_id: int) -> None:
+    from lifecycle.imports.models import Import
+
+    with runtime.session() as session:
+        record = session.get(Import, import_id)
+        if record is not None and record.status == "running":
+            record.status = "interrupted"
+            record.message = f"stopped after {record.rows_done} rows; the same command resumes it"
+            session.commit()
 
 
 @imports_app.command("rejected")

@@ -33,6 +33,8 @@ class Call:
     context: dict[str, Any] = field(default_factory=dict)
     backfill: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Identifiers given but not usable, as (where, reason): e.g. ("traits.email", ...).
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def via(self) -> str | None:
@@ -296,4 +298,5 @@ def parse_call(
         context=context,
         backfill=backfill,
         warnings=warnings,
+        refused=refused,
     )

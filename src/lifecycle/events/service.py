@@ -47,6 +47,9 @@ class IngestOptions:
     # PostgreSQL: identify calls that name only people nobody knows yet are created
     # set-wise (see _store_new_people); a bulk import's fast path.
     new_people_set_wise: bool = False
+    # Opt-outs a write may not undo (TraitUpdate.keep_opt_outs): an import's, not the API's
+    # (an app's "subscribe again" is the person's own choice).
+    keep_opt_outs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -310,6 +313,7 @@ def _trait_update(
         fill_only=options.existing == "fill_empty" and not created,
         add={name: list(items) for name, items in options.add_to_lists} or None,
         created=created,
+        keep_opt_outs=dict(options.keep_opt_outs) or None,
     )
 
 

@@ -30,6 +30,7 @@ class Import(Base):
     # The uploaded file, kept until a worker has imported it (API uploads only).
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a run began
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -44,3 +45,15 @@ class ImportRejection(Base):
     line: Mapped[int] = mapped_column(Integer)
     raw: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ImportWarning(Base):
+    """A row imported with a warning (e.g. a phone left out), kept with its line."""
+
+    __tablename__ = "import_warnings"
+    __table_args__ = (Index("ix_import_warnings_import_line", "import_id", "line"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_id: Mapped[int] = mapped_column(BigId, ForeignKey("imports.id"))
+    line: Mapped[int] = mapped_column(Integer)
+    warning: Mapped[str] = mapped_column(Text)

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import re
 import sys
+import time
 import types
 from array import array
 from collections import deque
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -43,7 +44,7 @@ from lifecycle.errors import Invalid, NotFound
 from lifecycle.events.calls import Call
 from lifecycle.events.service import Draft, IngestOptions, draft, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
-from lifecycle.imports.models import Import, ImportRejection
+from lifecycle.imports.models import Import, ImportRejection, ImportWarning
 from lifecycle.profiles.identifiers import Identifier, is_national_phone, phone_region
 
 KEYS = ("email", "phone", "id")
@@ -51,6 +52,13 @@ CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
 # Columns that say someone left a channel: "yes" (or "unsubscribed") means they did.
 UNSUBSCRIBED = frozenset(
     ("unsubscribed", "unsubscribed_email", "unsubscribed_sms", "unsubscribed_push")
+)
+# An opt-out a file never undoes (an old export would re-subscribe people who left), with
+# the consent that goes with it.
+KEEP_OPT_OUTS = (
+    ("unsubscribed", ()),
+    *((f"unsubscribed_{channel}", (name,)) for name, channel in CONSENT.items()),
+    ("unsubscribed_push", ()),
 )
 _AFFIRM = frozenset({"yes", "y", "true", "1", "x"})
 _DENY = frozenset({"no", "n", "false", "0"})
@@ -107,6 +115,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # cells to look at before trusting it
     # Rows of a person read before ("into": that row's line, None: in an earlier batch).
     folded: list[dict[str, Any]] = field(default_factory=list)
+    # Rows imported with warnings, the first 100: {"line", "warnings"} each.
+    warned: list[dict[str, Any]] = field(default_factory=list)
 
 
 UNDECIDED = "(not mapped)"
@@ -379,6 +389,8 @@ def _run(
         session.add(record)
     record.checksum = checksum
     record.status = "running"
+    record.started_at = now
+    started = time.monotonic()
     record.options = _saved(options)
     record.encoding = f"{read.dialect.encoding} ({read.dialect.encoding_source})"
     record.delimiter = read.dialect.delimiter
@@ -386,10 +398,20 @@ def _run(
     record.updated_at = now
     session.flush()
     counts = {
-        k: 0 for k in ("read", "created", "updated", "unchanged", "rejected", "repeated_in_file")
+        k: 0
+        for k in (
+            "read",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "repeated_in_file",
+            "warned",
+        )
     }
     rejections: list[dict[str, Any]] = []
     folded: list[dict[str, Any]] = []  # rows of a person already read: the first 100
+    warned: list[dict[str, Any]] = []  # rows imported with warnings: the first 100
     preview: list[dict[str, Any]] = []
     region = ingest_options.default_region
     if options.phone_region:
@@ -406,6 +428,7 @@ def _run(
             "require_user_or_anonymous": False,
             "existing": options.existing,
             "new_people_set_wise": True,
+            "keep_opt_outs": KEEP_OPT_OUTS,
             "add_to_lists": tuple(
                 (name, tuple(items))
                 for name, items in (("lists", options.lists), ("tags", options.tags))
@@ -481,10 +504,19 @@ def _run(
                 counts["unchanged"] += 1
             else:
                 counts["updated"] += 1
+            if result.warnings:  # every one kept, as rejected rows are
+                counts["warned"] += 1
+                if len(warned) < 100:
+                    warned.append({"line": line, "warnings": list(result.warnings)})
+                session.add_all(
+                    ImportWarning(import_id=record.id, line=line, warning=text)
+                    for text in result.warnings
+                )
             if len(preview) < 10 and result.status != "rejected":
                 preview.append({"line": line, "traits": call.traits, "warnings": result.warnings})
         record.rows_done = counts["read"]
         record.counts = dict(counts)
+        record.updated_at = now + timedelta(seconds=time.monotonic() - started)
         if on_batch is not None and not options.dry_run:
             on_batch(record)
 
@@ -543,7 +575,9 @@ def _run(
     if refusal:  # a dry run reads on to show the rest, but says the real run would not
         status, message = "refused", f"a real run would be refused: {refusal}"
     record.status, record.message, record.counts = status, message, counts
-    record.updated_at = now
+    record.updated_at = now + timedelta(seconds=time.monotonic() - started)
+    if not options.dry_run:
+        _close_interrupted(session, record)
     session.flush()
     report = Report(
         import_id=None if options.dry_run else record.id,
@@ -555,6 +589,7 @@ def _run(
         counts=counts,
         rejections=rejections,
         folded=folded,
+        warned=warned,
         preview=preview,
         status=status,
         message=message,
@@ -564,6 +599,24 @@ def _run(
     if savepoint is not None:
         savepoint.rollback()
     return report
+
+
+def _close_interrupted(session: Session, record: Import) -> None:
+    """Earlier runs of this same file that stopped part way (interrupted, killed) no
+    longer show as running: this run took over from where they stopped."""
+    stale = session.scalars(
+        select(Import).where(
+            Import.checksum == record.checksum,
+            Import.status == "running",
+            Import.id != record.id,
+        )
+    )
+    for earlier in stale:
+        earlier.status = "interrupted"
+        earlier.message = (
+            f"stopped after {earlier.rows_done} rows; import {record.id} ran the file again"
+            " and took over"
+        )
 
 
 def _unmapped(columns: list[str], via: str) -> str:
@@ -796,6 +849,11 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
         if result.status == "rejected":
             out.append(("rejected", line, raw, _reason(result.field, result.error)))
             continue
+        try:
+            _leave_out_unusable_contacts(calls[0], key, line)
+        except Invalid as err:
+            out.append(("rejected", line, raw, err.message))
+            continue
         # The person's key as matching reads it (+16465550100 for (646) 555-0100), so
         # their rows fold however each spelled it.
         identity = next(
@@ -808,6 +866,22 @@ def prepare(chunk: list[Read], context: Context) -> tuple[list[Prepared], CellSt
     return out, stats
 
 
+def _leave_out_unusable_contacts(call: Call, key: str, line: int) -> None:
+    """An email or phone cell that is not a valid address or number is not stored (a
+    message would go nowhere, or to the wrong person): the row is imported without it,
+    with a warning; unless it is the key column, which rejects the row."""
+    for where, reason in call.refused:
+        name = where.removeprefix("traits.")
+        if name not in ("email", "phone") or name not in call.traits:
+            continue
+        why = reason.removeprefix(f"{name}: ")
+        if name == key:
+            raise Invalid(f"column {name}: {why}", field=f"row {line}")
+        del call.traits[name]
+        call.warnings[:] = [w for w in call.warnings if not w.startswith(f"{where}:")]
+        call.warnings.append(f"column {name}: {why}; left out, the rest of the row imported")
+
+
 def _reason(where: str | None, error: str | None) -> str:
     """An ingestion error in a marketer's words: the column, not the API's field path."""
     text = (error or "").replace("; the call names nobody", "; the row names nobody")
@@ -818,13 +892,13 @@ def _reason(where: str | None, error: str | None) -> str:
 
 
 def _fold(first: Call, later: Call) -> Call:
-    """One call for two rows of one person: the later row's values (its empty cells are
-    not in it, unless empty cells clear) and identifiers of each kind win."""
-    identifiers = {i.kind: i for i in first.identifiers}
-    identifiers.update((i.kind, i) for i in later.identifiers)
+    """One call for two rows of one person: the later row's values win (its empty cells
+    are not in it, unless empty cells clear); the identifiers of both are kept (as two
+    calls would keep them: an earlier email stays the person's, as an identity)."""
+    keys = {i.key for i in first.identifiers}
     return dataclasses.replace(
         first,
-        identifiers=list(identifiers.values()),
+        identifiers=[*first.identifiers, *(i for i in later.identifiers if i.key not in keys)],
         traits={**first.traits, **later.traits},
         warnings=[*first.warnings, *later.warnings],
     )
@@ -1017,7 +1091,13 @@ def status(session: Session, import_id: int) -> dict[str, Any]:
     record = session.get(Import, import_id)
     if record is None:
         raise NotFound(f"import {import_id} not found")
-    seconds = (record.updated_at - record.created_at).total_seconds()
+    seconds = (record.updated_at - (record.started_at or record.created_at)).total_seconds()
+    warnings = session.scalars(
+        select(ImportWarning)
+        .where(ImportWarning.import_id == import_id)
+        .order_by(ImportWarning.line, ImportWarning.id)
+        .limit(100)
+    )
     return {
         "id": record.id,
         "filename": record.filename,
@@ -1029,6 +1109,9 @@ def status(session: Session, import_id: int) -> dict[str, Any]:
         "counts": record.counts,
         "rows_done": record.rows_done,
         "rows_per_second": round(record.rows_done / seconds, 1) if seconds > 0 else None,
+        # The first 100 warnings of rows imported with one (counts.warned: how many rows).
+        "row_warnings": [{"line": w.line, "warning": w.warning} for w in warnings],
+        "started_at": record.started_at,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     }

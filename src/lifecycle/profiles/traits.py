@@ -32,6 +32,10 @@ class TraitUpdate:
     fill_only: bool = False  # only set attributes the profile lacks (or holds empty)
     add: dict[str, list[Any]] | None = None  # items added to list attributes (kept once)
     created: bool = False  # the profile was made for this update: its values are its first
+    # Opt-outs this update may not undo: attribute -> its companions. Where the profile
+    # holds True (unsubscribed) and the update would make it anything else, the attribute
+    # and its companions (e.g. the matching consent) are left as they are, with a warning.
+    keep_opt_outs: dict[str, tuple[str, ...]] | None = None
 
 
 @dataclass
@@ -107,8 +111,21 @@ def _apply(
             else ([] if current in (None, "") else [current])
         )
         traits[name] = base + [item for item in items if item not in base]
+    kept: set[str] = set()
+    for name, companions in (upd.keep_opt_outs or {}).items():
+        if attrs.get(name) is True and name in traits and traits[name] is not True:
+            kept.update((name, *companions))
+            warnings.append(
+                (
+                    index,
+                    f"traits.{name}: this person unsubscribed and stays unsubscribed (an"
+                    " import never subscribes anyone again; they opt in themselves)",
+                )
+            )
     found: list[tuple[str, Any, Any]] = []
     for name, value in traits.items():
+        if name in kept:
+            continue
         last = times.get(name)
         if last is not None and at_text < last:
             warnings.append(
