@@ -379,6 +379,12 @@ def import_file(
         print(f"error: cannot read {path}: {err.strerror}", file=sys.stderr)
         raise typer.Exit(2) from None
     runtime = build_runtime(_settings(database_url))
+    if runtime.engine.dialect.name == "sqlite":
+        # The embedded default needs no set-up step: its schema is brought up to date here
+        # (a newcomer's first import). PostgreSQL is migrated deliberately (`migrate`).
+        from lifecycle import migrate
+
+        migrate.upgrade(runtime.engine)
     options = ImportOptions(
         key=key,
         mapping=mapping,
@@ -468,7 +474,11 @@ def import_file(
         console.print(f"  [yellow]warning: {warning}[/yellow]", highlight=False)
     console.print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts.items()))
     for row in report.preview[:3] if dry_run else []:
-        console.print(f"  row {row['line']} would store {row['traits']}", highlight=False)
+        shown = {
+            name: value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+            for name, value in row["traits"].items()
+        }  # a 100 KB cell would flood the terminal
+        console.print(f"  row {row['line']} would store {shown}", highlight=False)
     for row in report.folded[:10]:
         earlier = f"row {row['into']}" if row["into"] else "an earlier row"
         console.print(

@@ -50,6 +50,9 @@ class IngestOptions:
     # Opt-outs a write may not undo (TraitUpdate.keep_opt_outs): an import's, not the API's
     # (an app's "subscribe again" is the person's own choice).
     keep_opt_outs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Attributes whose list values are added to what the profile holds (an import's tags
+    # column), where the API's identify replaces them.
+    added_fields: tuple[str, ...] = ()
 
 
 @dataclass
@@ -271,7 +274,7 @@ def _store(
 
     with_traits = [i for i in order if calls[i].traits]
     _keep_current_contacts(session, calls, with_traits, profile_of, results)
-    if options.existing == "skip":
+    if options.existing == "skip" and not options.add_to_lists and not options.added_fields:
         with_traits = [i for i in with_traits if results[i].created]
     updates = [
         _trait_update(calls[i], profile_of[i], created=results[i].created, options=options)
@@ -305,13 +308,25 @@ NEW_PEOPLE_MIN = 50  # below this, the set-wise path's set-up costs more than it
 def _trait_update(
     call: Call, profile_id: int, *, created: bool, options: IngestOptions
 ) -> TraitUpdate:
+    traits = _empties(call.traits, clear=options.empty_clears)
+    add = {name: list(items) for name, items in options.add_to_lists}
+    if options.added_fields and any(name in traits for name in options.added_fields):
+        traits = dict(traits)
+        for name in options.added_fields:
+            items = traits.pop(name, None)
+            if isinstance(items, list):
+                add[name] = [*add.get(name, []), *(i for i in items if i not in add.get(name, []))]
+            elif items is not None:
+                traits[name] = items
+    if options.existing == "skip" and not created:
+        traits = {}  # an existing person's attributes are left alone: only lists and tags
     return TraitUpdate(
         profile_id,
-        _empties(call.traits, clear=options.empty_clears),
+        traits,
         call.occurred_at,
         call.via,
         fill_only=options.existing == "fill_empty" and not created,
-        add={name: list(items) for name, items in options.add_to_lists} or None,
+        add=add or None,
         created=created,
         keep_opt_outs=dict(options.keep_opt_outs) or None,
     )

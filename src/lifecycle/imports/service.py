@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -53,6 +53,8 @@ CONSENT = {"accepts_email_marketing": "email", "accepts_sms_marketing": "sms"}
 UNSUBSCRIBED = frozenset(
     ("unsubscribed", "unsubscribed_email", "unsubscribed_sms", "unsubscribed_push")
 )
+# Columns of comma-separated items added to what a person holds (as --list and --tag).
+LIST_FIELDS = ("lists", "tags")
 # An opt-out a file never undoes (an old export would re-subscribe people who left), with
 # the consent that goes with it.
 KEEP_OPT_OUTS = (
@@ -85,7 +87,8 @@ class ImportOptions:
     unknown_columns: str = "refuse"
     lists: tuple[str, ...] = ()  # added to everyone imported (attribute "lists")
     tags: tuple[str, ...] = ()  # added to everyone imported (attribute "tags")
-    date_fields: tuple[str, ...] | None = None  # default: birthday and *_date fields
+    # default: birthday and fields ending _date, _at or _time (those two: date-times too)
+    date_fields: tuple[str, ...] | None = None
     date_order: str | None = None  # DMY | MDY | YMD; needed when day and month can swap
     excel_serials: bool = False  # read numbers like 31182 in date fields as spreadsheet dates
     year_required: bool = False  # reject dates without a year (15/05) instead of month-day
@@ -126,6 +129,10 @@ def _field_of(column: Any, mapping: dict[str, str], unknown: str) -> str:
     for name in (column.original, column.original.strip(), column.key):
         if name in mapping:
             return mapping[name]
+    # "--map 'first name=given_name'" for a header "First Name": as headers are read.
+    folded = {reader.normalise_header(name): field for name, field in mapping.items()}
+    if column.key in folded:
+        return folded[column.key]
     if column.field:
         return column.field
     return {"keep": column.key, "ignore": "ignore"}.get(unknown, UNDECIDED)
@@ -134,7 +141,70 @@ def _field_of(column: Any, mapping: dict[str, str], unknown: str) -> str:
 def _is_date_field(name: str, options: ImportOptions) -> bool:
     if options.date_fields is not None:
         return name in options.date_fields
-    return name in ("birthday", "date_of_birth") or name.endswith("_date")
+    return name in ("birthday", "date_of_birth") or name.endswith(("_date", "_at", "_time"))
+
+
+def _is_moment_field(name: str) -> bool:
+    """A field for an instant ("Created At", "OPTIN_TIME"): a date-time or a date."""
+    return name.endswith(("_at", "_time"))
+
+
+# An ISO-like date-time as exports write it: "2023-04-01 12:34:56 -0400",
+# "2023-04-01T12:34:56Z", "2023-04-01 12:34".
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+    r"\s*(Z|UTC|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+
+
+_SHEET_TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]M)?", re.IGNORECASE)
+
+
+def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str:
+    """ISO text for a date-time cell (UTC when it names its offset, else as written); a
+    cell with a date only is read as :func:`_date_text` reads it."""
+    match = _DATE_TIME.fullmatch(text.strip())
+    if match is None:
+        spreadsheet = _SHEET_TIME.fullmatch(text.strip())
+        if spreadsheet is None:
+            return _date_text(text, name, options, line)
+        # "4/1/2023 12:34 PM": the date under the import's date rules, then the time.
+        day = _date_text(spreadsheet[1], name, options, line)
+        hour, minute = int(spreadsheet[2]), int(spreadsheet[3])
+        half = (spreadsheet[5] or "").upper()
+        if half and not 1 <= hour <= 12:
+            raise Invalid(f"column {name}: {text!r}: impossible time", field=f"row {line}")
+        hour = hour % 12 + (12 if half == "PM" else 0) if half else hour
+        if day.startswith("--") or hour > 23 or minute > 59 or int(spreadsheet[4] or 0) > 59:
+            raise Invalid(f"column {name}: {text!r}: impossible date-time", field=f"row {line}")
+        return f"{day}T{hour:02d}:{minute:02d}:{int(spreadsheet[4] or 0):02d}"
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    zone = None
+    if offset:
+        offset = offset.upper()
+        if offset in ("Z", "UTC"):
+            zone = UTC
+        else:
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=zone,
+        )
+    except ValueError as err:
+        raise Invalid(
+            f"column {name}: {text!r}: impossible date-time ({err})", field=f"row {line}"
+        ) from None
+    return (moment.astimezone(UTC) if zone else moment).isoformat()
 
 
 def _date_text(text: str, name: str, options: ImportOptions, line: int) -> str:
@@ -163,6 +233,9 @@ def _yes_or_no(
     return answer in yes
 
 
+_SHOWN_BYTE = re.compile(r"\\x[0-9a-f]{2}")  # how a rejected row shows a byte not decoded
+
+
 def _call(
     line: int,
     cells: dict[str, str],
@@ -177,6 +250,16 @@ def _call(
     traits: dict[str, Any] = {}
     user_id = None
     problems: list[str] = []
+    if "rejected_reason" in cells and "bytes that are not valid" in cells["rejected_reason"]:
+        escaped = [k for k, text in cells.items() if _SHOWN_BYTE.search(text)]
+        if escaped and any(fields.get(k) not in ("ignore", UNDECIDED) for k in escaped):
+            # Shown as \xNN when rejected: imported as they are, they would be text.
+            raise Invalid(
+                "cells still hold bytes shown as \\xNN (not valid in the first file's"
+                " encoding): replace each with the letter it stands for, or import the"
+                " first file again with its encoding (--encoding)",
+                field=f"row {line}",
+            )
     for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
@@ -193,8 +276,9 @@ def _call(
             user_id = text.strip()
             continue
         if _is_date_field(name, options):
+            read = _moment_text if _is_moment_field(name) else _date_text
             try:
-                traits[name] = _date_text(text, name, options, line)
+                traits[name] = read(text, name, options, line)
             except Invalid as err:
                 problems.append(err.message)  # every bad cell of the row is named
             continue
@@ -207,6 +291,9 @@ def _call(
             consents = _yes_or_no(text, name, YES, NO, problems)
             traits[f"unsubscribed_{CONSENT[name]}"] = text.strip().casefold() in NO
             traits[name] = consents
+            continue
+        if name in LIST_FIELDS:  # "gold, silver": two tags, added to those held
+            traits[name] = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
             continue
         # Spaces around an address are a spreadsheet's, not the person's: messages go to
         # the attribute, and " ava@example.com " would be an update of nothing.
@@ -334,55 +421,11 @@ def _run(
     on_batch: Callable[[Import], None] | None,
 ) -> Report:
     options = checked(options)
-    try:
-        # Streaming: constant memory whatever the file's size.
-        stream = io.BytesIO(data) if isinstance(data, bytes) else data
-        checksum, size = _checksum(stream)
-        read = reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
-    except reader.AmbiguousEncoding as err:
-        raise Invalid(f"{filename}: {err}", field="encoding") from None
-    except (reader.NotTextError, LookupError, UnicodeError) as err:
-        # UnicodeError: a given encoding the bytes are not in (utf-16 without its BOM).
-        raise Invalid(f"{filename}: {err}", field="file") from None
-    if read.header_errors:
-        raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
-    named = {n for c in read.header for n in (c.original, c.original.strip(), c.key)}
-    strays = [column for column in options.mapping if column not in named]
-    if strays:
-        raise Invalid(
-            f"the file has no column {strays[0]!r} to map (its columns: "
-            + ", ".join(repr(c.original) for c in read.header)
-            + ")",
-            field="mapping",
-        )
-    fields = {c.key: _field_of(c, options.mapping, options.unknown_columns) for c in read.header}
-    claimed: dict[str, str] = {}
-    for column in read.header:
-        target = fields[column.key]
-        if target in ("ignore", UNDECIDED):
-            continue
-        if target in claimed:  # one would silently overwrite the other, row by row
-            raise Invalid(
-                f"columns {claimed[target]!r} and {column.original!r} are both mapped to"
-                f" {target}: map one elsewhere or to ignore (--map 'COLUMN=ignore')",
-                field="mapping",
-            )
-        claimed[target] = column.original
-    undecided = [c.original for c in read.header if fields[c.key] == UNDECIDED]
-    refusal = _unmapped(undecided, options.via) if undecided else ""
-    if refusal and not options.dry_run:
-        # A column nobody decided about is never dropped, nor imported unseen (B10).
-        raise Invalid(refusal, field="mapping")
-    present = set(fields.values())
-    key = options.key or next((k for k in KEYS if k in present), "")
-    if key not in KEYS:
-        raise Invalid(
-            "no column to match people on: map one to email, phone or id "
-            f"(columns: {', '.join(c.original for c in read.header) or 'none'})",
-            field="key",
-        )
-    if key not in present:
-        raise Invalid(f"the file has no {key} column to match on", field="key")
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    # Streaming: constant memory whatever the file's size.
+    checksum, size = _checksum(stream)
+    read = _open(stream, filename, options)
+    fields, key, refusal = _plan(read, filename, options)
     savepoint = session.begin_nested() if options.dry_run else None
     if record is None:
         record = Import(filename=filename, created_at=now, counts={})
@@ -429,6 +472,7 @@ def _run(
             "existing": options.existing,
             "new_people_set_wise": True,
             "keep_opt_outs": KEEP_OPT_OUTS,
+            "added_fields": LIST_FIELDS,
             "add_to_lists": tuple(
                 (name, tuple(items))
                 for name, items in (("lists", options.lists), ("tags", options.tags))
@@ -599,6 +643,71 @@ def _run(
     if savepoint is not None:
         savepoint.rollback()
     return report
+
+
+def _open(stream: BinaryIO, filename: str, options: ImportOptions) -> reader.StreamResult:
+    """The file's header and dialect read, its rows to stream; or why it cannot be read."""
+    try:
+        return reader.read_stream(stream, encoding=options.encoding, delimiter=options.delimiter)
+    except reader.AmbiguousEncoding as err:
+        raise Invalid(f"{filename}: {err}", field="encoding") from None
+    except (reader.NotTextError, LookupError, UnicodeError) as err:
+        # UnicodeError: a given encoding the bytes are not in (utf-16 without its BOM).
+        raise Invalid(f"{filename}: {err}", field="file") from None
+
+
+def _plan(
+    read: reader.StreamResult, filename: str, options: ImportOptions
+) -> tuple[dict[str, str], str, str]:
+    """Each column's field, the key people are matched on, and why a real run would be
+    refused ("" if it would not: a dry run reads on to show the rest); raises Invalid
+    for a header that cannot be imported."""
+    if read.header_errors:
+        raise Invalid(f"{filename}: " + "; ".join(read.header_errors), field="header")
+    if not read.header:
+        raise Invalid(f"{filename}: the file is empty: no header row and no data", field="file")
+    named = {n for c in read.header for n in (c.original, c.original.strip(), c.key)}
+    strays = [
+        column
+        for column in options.mapping
+        if column not in named and reader.normalise_header(column) not in named
+    ]
+    if strays:
+        raise Invalid(
+            f"the file has no column {strays[0]!r} to map (its columns: "
+            + ", ".join(repr(c.original) for c in read.header)
+            + ")",
+            field="mapping",
+        )
+    fields = {c.key: _field_of(c, options.mapping, options.unknown_columns) for c in read.header}
+    claimed: dict[str, str] = {}
+    for column in read.header:
+        target = fields[column.key]
+        if target in ("ignore", UNDECIDED):
+            continue
+        if target in claimed:  # one would silently overwrite the other, row by row
+            raise Invalid(
+                f"columns {claimed[target]!r} and {column.original!r} are both mapped to"
+                f" {target}: map one elsewhere or to ignore (--map 'COLUMN=ignore')",
+                field="mapping",
+            )
+        claimed[target] = column.original
+    undecided = [c.original for c in read.header if fields[c.key] == UNDECIDED]
+    refusal = _unmapped(undecided, options.via) if undecided else ""
+    if refusal and not options.dry_run:
+        # A column nobody decided about is never dropped, nor imported unseen (B10).
+        raise Invalid(refusal, field="mapping")
+    present = set(fields.values())
+    key = options.key or next((k for k in KEYS if k in present), "")
+    if key not in KEYS:
+        raise Invalid(
+            "no column to match people on: map one to email, phone or id "
+            f"(columns: {', '.join(c.original for c in read.header) or 'none'})",
+            field="key",
+        )
+    if key not in present:
+        raise Invalid(f"the file has no {key} column to match on", field="key")
+    return fields, key, refusal
 
 
 def _close_interrupted(session: Session, record: Import) -> None:
@@ -1021,6 +1130,9 @@ def rejected_csv(session: Session, import_id: int) -> str:
     }
     kept = [i for i in range(len(headers)) if i not in notes.values()]
     out = io.StringIO()
+    # A byte-order mark: a spreadsheet opens it as UTF-8, and so does the import, whatever
+    # encoding the first file had (or was given).
+    out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow([*REJECTED_COLUMNS, *(headers[i] for i in kept)])
     for rejection in session.scalars(
@@ -1041,13 +1153,16 @@ def rejected_csv(session: Session, import_id: int) -> str:
 def queue(
     session: Session, data: bytes, *, filename: str, options: ImportOptions, now: datetime
 ) -> Import:
-    """Store an uploaded file for a worker to import (job ``imports.run``)."""
+    """Store an uploaded file for a worker to import (job ``imports.run``): what can be
+    told now (the header, the mapping, the key, the options) is answered now, not by a
+    worker later."""
     options = checked(options)
     if options.phone_region:
         try:
             phone_region(options.phone_region)
         except ValueError as err:
             raise Invalid(str(err), field="phone_region") from None
+    _plan(_open(io.BytesIO(data), filename, options), filename, options)
     record = Import(
         filename=filename,
         checksum=hashlib.sha256(data).hexdigest(),

@@ -103,7 +103,8 @@ def _apply(
     """Apply one update to a profile's state in place; the changes as (name, old, new)."""
     at_text = _stamp(upd.at)
     traits = dict(upd.traits)
-    for name, items in (upd.add or {}).items():
+    added = upd.add or {}  # items added to a list: an existing person gets them too
+    for name, items in added.items():
         current = traits.get(name, attrs.get(name))
         base = (
             list(current)
@@ -135,7 +136,7 @@ def _apply(
         present = name in attrs
         if (value is None and not present) or (present and attrs[name] == value):
             continue
-        if upd.fill_only and present and attrs[name] not in (None, ""):
+        if upd.fill_only and present and attrs[name] not in (None, "") and name not in added:
             continue
         old = attrs.get(name)
         if value is None:
