@@ -529,3 +529,15 @@ def _streamed(data: bytes):
     result.rows = [r for r in records if isinstance(r, Row)]
     result.errors = [r for r in records if isinstance(r, RowError)]
     return result
+
+
+def test_a_stray_quote_whose_cell_outgrows_the_csv_limit_hides_no_row_either() -> None:
+    import csv
+
+    limit = csv.field_size_limit()
+    filler = [f"q{i}@example.com,N{i},{'x' * 200}" for i in range(3, 3 + limit // 150)]
+    text = "\n".join(["Email,First Name,Notes", 'q2@example.com,"B,stray', *filler]) + "\n"
+    result = _streamed(text.encode())
+    assert len(result.rows) == len(filler)
+    [error] = result.errors
+    assert error.line == 2 and "never closed" in error.reason

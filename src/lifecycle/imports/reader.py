@@ -603,6 +603,14 @@ def _iter_records(
             strict=False,
         )
 
+    def _give_back() -> str:
+        """The record's first line (its raw text); the lines after it are read again."""
+        first = consumed[0]
+        pending.extendleft(reversed(consumed[1:]))
+        counter[0] -= len(consumed) - 1
+        consumed.clear()
+        return first.rstrip("\r\n")
+
     records = reader()
     while True:
         start = counter[0] + 1
@@ -614,30 +622,38 @@ def _iter_records(
             records = reader()
             continue
         except csv.Error as exc:
+            if width and len(consumed) > 1:
+                # Most often a quote never closed, its cell grown past the csv module's
+                # limit: the lines after the first are read again, as below.
+                yield start, None, _give_back(), _STRAY_QUOTE
+                records = reader()
+                continue
             raw = "".join(consumed)
             consumed.clear()
-            yield start, None, raw.rstrip("\r\n"), str(exc)
+            yield start, None, raw.rstrip("\r\n"), _csv_error(str(exc))
             if not raw:
                 return
             continue
         if width and len(consumed) > 1 and _swallowed(record, consumed, width[0], dialect):
-            first = consumed[0]
-            pending.extendleft(reversed(consumed[1:]))
-            counter[0] -= len(consumed) - 1
-            consumed.clear()
+            yield start, None, _give_back(), _STRAY_QUOTE
             records = reader()  # a fresh reader: the old one may have seen the end
-            yield (
-                start,
-                None,
-                first.rstrip("\r\n"),
-                "a quote opened in this row is never closed, so the lines after it would"
-                " have been read into one cell; close or remove the quote (the lines after"
-                " it were read on their own)",
-            )
             continue
         raw = "".join(consumed)
         consumed.clear()
         yield start, record, raw.rstrip("\r\n"), None
+
+
+_STRAY_QUOTE = (
+    "a quote opened in this row is never closed, so the lines after it would have been"
+    " read into one cell; close or remove the quote (the lines after it were read on"
+    " their own)"
+)
+
+
+def _csv_error(message: str) -> str:
+    if "field larger than field limit" in message:
+        return f"a cell longer than {csv.field_size_limit():,} characters: shorten it"
+    return message
 
 
 def _swallowed(record: list[str], lines: list[str], width: int, dialect: Dialect) -> bool:
@@ -707,6 +723,12 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
         )
     result = StreamResult(dialect, header, iter(()), header_errors=header_errors, messages=notes)
 
+    hint = (
+        " (a file saved in another encoding? give it: --encoding cp1252 for most Windows exports)"
+        if codecs.lookup(codec).name == "utf-8"
+        else ""
+    )
+
     def rows() -> Iterator[Row | RowError]:
         width = len(header)
         keys = [col.key for col in header]
@@ -733,7 +755,9 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
                 if bad:
                     names = ", ".join(repr(b) for b in bad)
                     yield RowError(
-                        line, f"column {names}: bytes that are not valid {codec}", _show(raw)
+                        line,
+                        f"column {names}: bytes that are not valid {codec}{hint}",
+                        _show(raw),
                     )
                     continue
             # A CR inside a quoted cell is a line break (a raw without one has none).
