@@ -1053,3 +1053,24 @@ def test_a_mapping_names_a_column_however_its_header_is_written(runtime, db):
         _import(runtime, data, mapping={"Shoe Colour": "colour"})
     with pytest.raises(Invalid, match="the file is empty"):
         _import(runtime, b"")
+
+
+def test_progress_is_reported_batch_by_batch_in_a_dry_run_too(runtime, db, monkeypatch):
+    from lifecycle.imports import service
+
+    monkeypatch.setattr(service, "BATCH", 2)
+    seen: list[int] = []
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    data = b"email\n" + b"".join(b"p%d@example.com\n" % i for i in range(5))
+    with runtime.session() as session:
+        report = run(
+            session,
+            data,
+            filename="t.csv",
+            options=ImportOptions(dry_run=True),
+            ingest_options=runtime.ingest_options,
+            now=clock.now(),
+            on_batch=lambda _: pytest.fail("a dry run commits nothing"),
+            on_progress=seen.append,
+        )
+    assert report.counts["created"] == 5 and seen == [2, 4, 5]

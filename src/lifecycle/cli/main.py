@@ -414,12 +414,10 @@ def import_file(
     def batch_done(record: Any) -> None:
         session.commit()  # each batch lands: an interrupted import resumes
         landed[:] = [record.id]
+
+    def moved(rows: int) -> None:
         # The bytes read so far give the bar its length: rows are not known ahead.
-        progress.update(
-            task,
-            completed=min(data.tell(), size),
-            description=f"{record.rows_done:,} rows",
-        )
+        progress.update(task, completed=min(data.tell(), size), description=f"{rows:,} rows")
 
     try:
         with (
@@ -440,6 +438,7 @@ def import_file(
                 ingest_options=runtime.ingest_options,
                 now=clock.now(),
                 on_batch=batch_done,
+                on_progress=moved,
             )
         if bound is not None and bound.worker is not None:
             with console.status("updating segment memberships"):

@@ -325,12 +325,15 @@ def run(
     now: datetime,
     record: Import | None = None,
     on_batch: Callable[[Import], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Import (or, with ``dry_run``, only preview and count) one file.
 
     ``record``: an import queued earlier (the API's), else one is made. ``on_batch``
     is called after each batch of rows, so an entrypoint may commit progress; rows
-    already imported are recognised on a re-run, so committing part way is safe.
+    already imported are recognised on a re-run, so committing part way is safe (it is
+    not called in a dry run). ``on_progress`` gets the rows read after each batch, in a
+    dry run too: for a progress bar.
     """
     if options.dry_run:  # everything is rolled back: so are the jobs it would send
         with jobs.held_back(session):
@@ -343,6 +346,7 @@ def run(
                 now=now,
                 record=record,
                 on_batch=on_batch,
+                on_progress=on_progress,
             )
     return _run(
         session,
@@ -353,6 +357,7 @@ def run(
         now=now,
         record=record,
         on_batch=on_batch,
+        on_progress=on_progress,
     )
 
 
@@ -419,6 +424,7 @@ def _run(
     now: datetime,
     record: Import | None,
     on_batch: Callable[[Import], None] | None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Report:
     options = checked(options)
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -563,6 +569,8 @@ def _run(
         record.updated_at = now + timedelta(seconds=time.monotonic() - started)
         if on_batch is not None and not options.dry_run:
             on_batch(record)
+        if on_progress is not None:
+            on_progress(counts["read"])
 
     # A row's country (a code or a name) gives the region of its national phone numbers.
     countries = tuple(
