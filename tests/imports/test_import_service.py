@@ -1074,3 +1074,12 @@ def test_progress_is_reported_batch_by_batch_in_a_dry_run_too(runtime, db, monke
             on_progress=seen.append,
         )
     assert report.counts["created"] == 5 and seen == [2, 4, 5]
+
+
+def test_a_national_phone_read_again_in_its_region_is_not_called_an_earlier_one(runtime, db):
+    data = b"Email,Phone\nuk@example.com,07700 900123\n"
+    first = _import(runtime, data, phone_region="GB")
+    assert first.counts["created"] == 1 and first.counts["warned"] == 0
+    again = _import(runtime, data, phone_region="GB", tags=("again",))  # other options
+    assert again.counts["updated"] == 1 and again.counts["warned"] == 0, again.warned
+    assert find_profile(db, "phone:+447700900123").attributes["tags"] == ["again"]

@@ -104,6 +104,7 @@ def _keep_current_contacts(
     indexes: list[int],
     profile_of: dict[int, int],
     results: list[ItemResult],
+    region: str = "US",
 ) -> None:
     """A call without a user id that names one of a profile's earlier addresses (a form
     filled in with an old email) is matched through it, but does not make it current."""
@@ -123,7 +124,7 @@ def _keep_current_contacts(
             if ident.kind not in ("email", "phone") or ident.kind not in calls[i].traits:
                 continue
             now_value = current.get(pid, {}).get(ident.kind)
-            if ident.key in held[pid] and _differs(ident, now_value):
+            if ident.key in held[pid] and _differs(ident, now_value, region):
                 calls[i].traits = {k: v for k, v in calls[i].traits.items() if k != ident.kind}
                 results[i].warnings.append(
                     f"traits.{ident.kind}: {ident.display!r} is an earlier {ident.kind} of this "
@@ -131,11 +132,13 @@ def _keep_current_contacts(
                 )
 
 
-def _differs(ident: Identifier, value: Any) -> bool:
-    if value is None:
+def _differs(ident: Identifier, value: Any, region: str) -> bool:
+    """Whether the profile's current ``value`` is another address or number than
+    ``ident`` (read, as the call's was, in ``region``: 07700 900123 is British there)."""
+    if value is None or (isinstance(value, str) and value.strip() == ident.display.strip()):
         return False
     try:
-        return normalize(ident.kind, value).value != ident.value
+        return normalize(ident.kind, value, default_region=region).value != ident.value
     except NotAnIdentifier:
         return True
 
@@ -273,7 +276,7 @@ def _store(
         )
 
     with_traits = [i for i in order if calls[i].traits]
-    _keep_current_contacts(session, calls, with_traits, profile_of, results)
+    _keep_current_contacts(session, calls, with_traits, profile_of, results, options.default_region)
     if options.existing == "skip" and not options.add_to_lists and not options.added_fields:
         with_traits = [i for i in with_traits if results[i].created]
     updates = [
