@@ -1083,3 +1083,15 @@ def test_a_national_phone_read_again_in_its_region_is_not_called_an_earlier_one(
     again = _import(runtime, data, phone_region="GB", tags=("again",))  # other options
     assert again.counts["updated"] == 1 and again.counts["warned"] == 0, again.warned
     assert find_profile(db, "phone:+447700900123").attributes["tags"] == ["again"]
+
+
+def test_a_spreadsheet_date_time_serial_in_an_instant_column(runtime, db):
+    data = b"Email,Created At\nsx@example.com,44197.75\nsy@example.com,44197\n"
+    report = _import(runtime, data, excel_serials=True)
+    assert report.counts["created"] == 2, report
+    assert find_profile(db, "email:sx@example.com").attributes["created_at"] == (
+        "2021-01-01T18:00:00"
+    )
+    assert find_profile(db, "email:sy@example.com").attributes["created_at"] == "2021-01-01"
+    refused = _import(runtime, b"Email,Created At\nsz@example.com,44197.75\n")
+    assert refused.counts["rejected"] == 1

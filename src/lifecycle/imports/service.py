@@ -158,12 +158,21 @@ _DATE_TIME = re.compile(
 )
 
 
+_SERIAL_TIME = re.compile(r"(\d{1,7})\.(\d+)")
 _SHEET_TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]M)?", re.IGNORECASE)
 
 
 def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str:
     """ISO text for a date-time cell (UTC when it names its offset, else as written); a
     cell with a date only is read as :func:`_date_text` reads it."""
+    serial = _SERIAL_TIME.fullmatch(text.strip())
+    if serial is not None and options.excel_serials:
+        # A spreadsheet's date-time: days since its epoch, the fraction the time of day.
+        day = _date_text(serial[1], name, options, line)
+        seconds = round(float(f"0.{serial[2]}") * 86400)
+        if seconds >= 86400:  # .9999999 rounds up to midnight: the next day is the date's
+            seconds = 86399
+        return f"{day}T{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     match = _DATE_TIME.fullmatch(text.strip())
     if match is None:
         spreadsheet = _SHEET_TIME.fullmatch(text.strip())
