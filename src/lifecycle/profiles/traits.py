@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from lifecycle import jobs
+from lifecycle import jobs, values
 from lifecycle.clock import stamp
 from lifecycle.profiles import repository
 
@@ -114,7 +114,12 @@ def _apply(
         traits[name] = base + [item for item in items if item not in base]
     kept: set[str] = set()
     for name, companions in (upd.keep_opt_outs or {}).items():
-        if attrs.get(name) is True and name in traits and traits[name] is not True:
+        # As delivery reads it: True, or a text such as "yes" stored by an API call.
+        if (
+            name in traits
+            and values.boolean(attrs.get(name)) is True
+            and values.boolean(traits[name]) is not True
+        ):
             kept.update((name, *companions))
             warnings.append(
                 (
