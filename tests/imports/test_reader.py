@@ -541,3 +541,30 @@ def test_a_stray_quote_whose_cell_outgrows_the_csv_limit_hides_no_row_either() -
     assert len(result.rows) == len(filler)
     [error] = result.errors
     assert error.line == 2 and "never closed" in error.reason
+
+
+def test_a_stray_quote_in_a_two_column_file_or_on_the_last_line_hides_nothing() -> None:
+    two = b'Email,First Name\na7@example.com,Ann\nb7@example.com,"Bob\nc7@example.com,Cat\n'
+    result = _streamed(two)
+    assert [r.cells["email"] for r in result.rows] == ["a7@example.com", "c7@example.com"]
+    assert [(e.line, e.raw) for e in result.errors] == [(3, 'b7@example.com,"Bob')]
+    for ending in (b"\n", b"\r\n", b""):
+        last = b'Email,City\nr1@example.com,Paris\nr2@example.com,"Rome' + ending
+        result = _streamed(last)
+        assert [r.cells["city"] for r in result.rows] == ["Paris"]
+        [error] = result.errors
+        assert error.line == 3 and "never closed (the file ends inside it)" in error.reason
+
+
+def test_a_closed_quoted_address_over_lines_shaped_like_rows_is_one_cell() -> None:
+    text = (
+        b'Email,First Name,Address\na13@example.com,Ann,"1 Main St\nSpringfield, IL, 62704\n'
+        b'USA"\nb13@example.com,Bea,"5\'10"" tall"\nc13@example.com,Cy,5\'10"\n'
+    )
+    result = _streamed(text)
+    assert result.errors == []
+    assert [r.cells["address"] for r in result.rows] == [
+        "1 Main St\nSpringfield, IL, 62704\nUSA",
+        "5'10\" tall",
+        "5'10\"",
+    ]

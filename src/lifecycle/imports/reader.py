@@ -572,10 +572,11 @@ def _iter_records(
 
     ``width`` (set once the header is read) guards against a stray quote: a quote opened
     and never closed makes the csv module read every following line into one cell, to
-    the next quote or to the end of the file. A record spanning several lines that has
-    the wrong number of cells, or that holds a line which is a whole row by itself, is
-    such a one: its first line is given as an error, and the lines after it are read
-    again on their own, so no row is hidden inside another."""
+    the next quote or to the end of the file. A record spanning several lines that ends
+    inside a quoted cell, or that has the wrong number of cells, is such a one: its
+    first line is given as an error, and the lines after it are read again on their
+    own, so no row is hidden inside another. (A quoted cell over several lines that is
+    closed, with the right number of cells, is data: an address, a note.)"""
     consumed: list[str] = []
     pending: deque[str] = deque()  # lines given back, read again before the source
     source_lines = iter(source)
@@ -634,10 +635,18 @@ def _iter_records(
             if not raw:
                 return
             continue
-        if width and len(consumed) > 1 and _swallowed(record, consumed, width[0], dialect):
-            yield start, None, _give_back(), _STRAY_QUOTE
-            records = reader()  # a fresh reader: the old one may have seen the end
-            continue
+        if width:
+            raw = "".join(consumed)
+            # An odd number of quotes is rare (5'10"): only then is the record scanned.
+            unclosed = raw.count('"') % 2 == 1 and _ends_in_quotes(raw, dialect)
+            if len(consumed) > 1 and (unclosed or len(record) != width[0]):
+                yield start, None, _give_back(), _STRAY_QUOTE
+                records = reader()  # a fresh reader: the old one may have seen the end
+                continue
+            if unclosed:  # on the file's last line: nothing after it to read again
+                consumed.clear()
+                yield start, None, raw.rstrip("\r\n"), _STRAY_QUOTE_AT_END
+                continue
         raw = "".join(consumed)
         consumed.clear()
         yield start, record, raw.rstrip("\r\n"), None
@@ -650,24 +659,39 @@ _STRAY_QUOTE = (
 )
 
 
+_STRAY_QUOTE_AT_END = (
+    "a quote opened in this row is never closed (the file ends inside it); close or remove"
+    " the quote"
+)
+
+
 def _csv_error(message: str) -> str:
     if "field larger than field limit" in message:
         return f"a cell longer than {csv.field_size_limit():,} characters: shorten it"
     return message
 
 
-def _swallowed(record: list[str], lines: list[str], width: int, dialect: Dialect) -> bool:
-    """Whether a record read over several ``lines`` is a stray quote's doing (see
-    :func:`_iter_records`): it has the wrong number of cells, or one of the lines after
-    its first is, with no quote in it, a whole row of the file by itself."""
-    if len(record) != width:
-        return True
-    if width < 3:  # a line with one delimiter in a note is too common to tell
-        return False
-    return any(
-        '"' not in line and len(line.rstrip("\r\n").split(dialect.delimiter)) == width
-        for line in lines[1:]
-    )
+def _ends_in_quotes(raw: str, dialect: Dialect) -> bool:
+    """Whether a record's text ends inside a quoted cell, read as the csv module reads
+    it (strict=False): a quote opens a cell only at the cell's start; inside, a doubled
+    quote is a quote and a single one closes it."""
+    quoted, at_start, i = False, True, 0
+    while i < len(raw):
+        ch = raw[i]
+        if quoted:
+            if ch == '"':
+                if raw.startswith('"', i + 1):
+                    i += 1
+                else:
+                    quoted = False
+        elif ch == '"' and at_start:
+            quoted, at_start = True, False
+        elif ch == dialect.delimiter or ch in "\r\n":
+            at_start = True
+        elif not (ch == " " and at_start and dialect.skip_initial_space):
+            at_start = False
+        i += 1
+    return quoted
 
 
 @dataclass
