@@ -1095,3 +1095,35 @@ def test_a_spreadsheet_date_time_serial_in_an_instant_column(runtime, db):
     assert find_profile(db, "email:sy@example.com").attributes["created_at"] == "2021-01-01"
     refused = _import(runtime, b"Email,Created At\nsz@example.com,44197.75\n")
     assert refused.counts["rejected"] == 1
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        ("2023-04-01T12:34:56.1234567Z", "2023-04-01T12:34:56.123456+00:00"),
+        ("2023-04-01 12:34:56.1234567", "2023-04-01T12:34:56.123456"),
+        ("2023-04-01 12:34:56 +02", "2023-04-01T10:34:56+00:00"),
+        ("2023-04-01 12:34:56 GMT", "2023-04-01T12:34:56+00:00"),
+        ("Sat, 01 Apr 2023 12:34:56 +0000", "2023-04-01T12:34:56+00:00"),
+        ("Sat, 01 Apr 2023 12:34:56 PDT", "2023-04-01T19:34:56+00:00"),
+        ("20230401", "2023-04-01"),
+    ],
+)
+def test_date_times_as_systems_export_them(runtime, db, cell, stored):
+    report = _import(runtime, f'Email,Created At\ndt@example.com,"{cell}"\n'.encode())
+    assert report.counts["created"] == 1, report.rejections
+    assert find_profile(db, "email:dt@example.com").attributes["created_at"] == stored
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("2023-04-01T25:61:00.0000000", "impossible"),
+        ("2023-04-01T99:99:99.1234567Z", "impossible"),
+        ("Sat, 01 Apr 2023 12:34:56 XYZ", "its time zone is not known"),
+        ("4/1/2023 1:05 PM", "'4/1/2023 1:05 PM' could be day/month or month/day"),
+    ],
+)
+def test_impossible_or_unclear_date_times_are_row_errors(runtime, db, cell, reason):
+    report = _import(runtime, f'Email,Created At\ndt@example.com,"{cell}"\n'.encode())
+    assert report.counts["rejected"] == 1 and reason in report.rejections[0]["reason"], report

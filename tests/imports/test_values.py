@@ -51,10 +51,22 @@ def test_declared_orders() -> None:
 
 
 def test_ambiguous_without_order() -> None:
-    with pytest.raises(DateError, match="ambiguous: give date order"):
+    with pytest.raises(DateError, match=r"ambiguous: .* give the date order \(--date-order"):
         parse_date("03/04/2024")
-    with pytest.raises(DateError, match="give date order"):
+    with pytest.raises(DateError, match=r"give it \(--date-order DMY or MDY; date_order="):
         parse_date("15/05/1985")
+
+
+def test_a_time_after_an_iso_date_is_checked_and_compact_dates_are_read() -> None:
+    from datetime import date
+
+    assert parse_date("1990-04-13 23:59:59") == date(1990, 4, 13)
+    for cell in ("1990-04-13 99:99", "2023-04-01T25:61:00.0000000"):
+        with pytest.raises(DateError, match="impossible time"):
+            parse_date(cell)
+    assert parse_date("20230401") == date(2023, 4, 1)
+    with pytest.raises(DateError, match="impossible date"):
+        parse_date("20230231")
 
 
 @pytest.mark.parametrize(

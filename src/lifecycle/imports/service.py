@@ -17,6 +17,7 @@ import bisect
 import codecs
 import csv
 import dataclasses
+import email.utils
 import gc
 import hashlib
 import io
@@ -152,10 +153,12 @@ def _is_moment_field(name: str) -> bool:
 # An ISO-like date-time as exports write it: "2023-04-01 12:34:56 -0400",
 # "2023-04-01T12:34:56Z", "2023-04-01 12:34".
 _DATE_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"\s*(Z|UTC|[+-]\d{2}:?\d{2})?",
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?",
     re.IGNORECASE,
 )
+# "Sat, 01 Apr 2023 12:34:56 +0000" (RFC 2822, e-mail and HTTP dates): a month name.
+_RFC_2822 = re.compile(r"(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}.*")
 
 
 _SERIAL_TIME = re.compile(r"(\d{1,7})\.(\d+)")
@@ -174,12 +177,30 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
             seconds = 86399
         return f"{day}T{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     match = _DATE_TIME.fullmatch(text.strip())
+    if match is None and _RFC_2822.fullmatch(text.strip()):
+        try:
+            moment = email.utils.parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError):
+            raise Invalid(
+                f"column {name}: {text!r}: cannot read it as a date-time", field=f"row {line}"
+            ) from None
+        if moment.tzinfo is None:  # a zone it does not know: never read as some other
+            raise Invalid(
+                f"column {name}: {text!r}: its time zone is not known; write the offset (+0200)",
+                field=f"row {line}",
+            )
+        return moment.astimezone(UTC).isoformat()
     if match is None:
         spreadsheet = _SHEET_TIME.fullmatch(text.strip())
         if spreadsheet is None:
             return _date_text(text, name, options, line)
         # "4/1/2023 12:34 PM": the date under the import's date rules, then the time.
-        day = _date_text(spreadsheet[1], name, options, line)
+        try:
+            day = _date_text(spreadsheet[1], name, options, line)
+        except Invalid as err:  # its reason quotes the whole cell, not its date alone
+            raise Invalid(
+                err.message.replace(repr(spreadsheet[1]), repr(text)), field=err.field
+            ) from None
         hour, minute = int(spreadsheet[2]), int(spreadsheet[3])
         half = (spreadsheet[5] or "").upper()
         if half and not 1 <= hour <= 12:
@@ -192,12 +213,12 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
     zone = None
     if offset:
         offset = offset.upper()
-        if offset in ("Z", "UTC"):
+        if offset in ("Z", "UTC", "GMT"):
             zone = UTC
         else:
             sign = -1 if offset[0] == "-" else 1
             digits = offset[1:].replace(":", "")
-            zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+            zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0)))
     try:
         moment = datetime(
             int(year),
@@ -206,7 +227,7 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
             int(hour),
             int(minute),
             int(second or 0),
-            int((fraction or "0").ljust(6, "0")),
+            int((fraction or "0")[:6].ljust(6, "0")),  # .1234567 (.NET): microseconds
             tzinfo=zone,
         )
     except ValueError as err:

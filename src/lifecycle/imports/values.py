@@ -113,8 +113,10 @@ _MONTHS = {
 
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?)?$"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?)?$",
+    re.IGNORECASE,
 )
+_COMPACT = re.compile(r"^(19|20)(\d{2})(\d{2})(\d{2})$")  # 20230401
 _NUMERIC = re.compile(r"^(\d{1,4})([/.\-])(\d{1,2})(?:\2(\d{1,4}))?$")
 _SERIAL = re.compile(r"^\d{1,7}(?:\.0+)?$")
 _EXCEL_MAX = 2958465  # 9999-12-31
@@ -170,7 +172,7 @@ def parse_date(
 
     * ISO ``YYYY-MM-DD`` (optionally with a time) and ``YYYY/MM/DD`` are always accepted.
     * ``dd/mm/yyyy`` / ``mm/dd/yyyy`` (``/``, ``.`` or ``-``) need ``order``; without it the
-      cell is rejected (``ambiguous: give date order`` when both readings are possible).
+      cell is rejected (``ambiguous: ...`` when both readings are possible).
     * ``15/05`` (no year) gives a ``MonthDay`` under a declared order, unless ``year_required``.
     * Month names (``3 Mar 2024``, ``Mar 3, 2024``, ``03-Mar-24``) need no order.
     * Spreadsheet serial numbers (``31182``) are read only when ``serials`` is true.
@@ -182,7 +184,13 @@ def parse_date(
 
     m = _ISO.match(text)
     if m:
-        return _make(int(m[1]), int(m[2]), int(m[3]), cell)
+        day = _make(int(m[1]), int(m[2]), int(m[3]), cell)
+        if m[4] is not None and (int(m[4]) > 23 or int(m[5]) > 59 or int(m[6] or 0) > 59):
+            raise DateError(f"impossible time in {cell!r}")
+        return day
+    m = _COMPACT.match(text)
+    if m:
+        return _make(int(m[1] + m[2]), int(m[3]), int(m[4]), cell)
 
     if _SERIAL.match(text):
         serial = int(text.split(".")[0])
@@ -205,8 +213,14 @@ def parse_date(
         x, y = int(a), int(b)
         if order is None:
             if x <= 12 and y <= 12 and x != y:
-                raise DateError(f"ambiguous: give date order ({cell!r} could be DMY or MDY)")
-            raise DateError(f"date order not declared for {cell!r}: give date order (DMY or MDY)")
+                raise DateError(
+                    f"ambiguous: {cell!r} could be day/month or month/day; give the date order"
+                    " (--date-order DMY or MDY; date_order= over HTTP)"
+                )
+            raise DateError(
+                f"date order not declared for {cell!r}: give it (--date-order DMY or MDY;"
+                " date_order= over HTTP)"
+            )
         if order == "DMY":
             day, month = x, y
         elif order == "MDY":
