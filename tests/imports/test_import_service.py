@@ -1127,3 +1127,12 @@ def test_date_times_as_systems_export_them(runtime, db, cell, stored):
 def test_impossible_or_unclear_date_times_are_row_errors(runtime, db, cell, reason):
     report = _import(runtime, f'Email,Created At\ndt@example.com,"{cell}"\n'.encode())
     assert report.counts["rejected"] == 1 and reason in report.rejections[0]["reason"], report
+
+
+def test_a_phone_taken_by_a_person_made_in_the_same_batch_names_their_real_profile(runtime, db):
+    data = b"Email,Phone\nfam1@example.com,+1 201 555 0177\nfam2@example.com,+1 201 555 0177\n"
+    report = _import(runtime, data)
+    assert report.counts["created"] == 2 and report.counts["warned"] == 1, report
+    first = find_profile(db, "email:fam1@example.com").id
+    [warning] = report.warned[0]["warnings"]
+    assert f"belongs to another person (profile {first})" in warning, warning

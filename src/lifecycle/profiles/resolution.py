@@ -67,6 +67,7 @@ def resolve_many(
     results: list[Resolution] = []
     new_rows: dict[tuple[str, str], dict] = {}
     next_temp = -1
+    clashes: list[tuple[Resolution, int, list[tuple[str, str]], int]] = []
     merges: list[tuple[int, int, str]] = []
     suspects: list[tuple[int, int, list[str]]] = []
     limits = LIMITS if limits is None else limits
@@ -91,10 +92,9 @@ def resolve_many(
                 suspects.append(
                     (primary, other, [f"{source} call linked {k}={v}" for k, v in taken])
                 )
-                res.warnings.append(
-                    f"{', '.join(f'{k}={v}' for k, v in taken)} belongs to another profile "
-                    f"({other}); left off, flagged as a possible duplicate"
-                )
+                # The other profile may be one this batch makes: its id is known below.
+                clashes.append((res, len(res.warnings), taken, other))
+                res.warnings.append("")
         pid = res.profile_id
         for ident in req:
             if ident.key in owner:
@@ -123,6 +123,11 @@ def resolve_many(
     temp_ids = sorted({r.profile_id for r in results if r.profile_id < 0}, reverse=True)
     created = repository.create_profiles(session, len(temp_ids), now)
     real = dict(zip(temp_ids, created, strict=True))
+    for res, at, taken, other in clashes:
+        res.warnings[at] = (
+            f"{', '.join(f'{k}={v}' for k, v in taken)} belongs to another person (profile"
+            f" {real.get(other, other)}); left off, flagged as a possible duplicate"
+        )
     for row in new_rows.values():
         row["profile_id"] = real.get(row["profile_id"], row["profile_id"])
     repository.record_candidates(
