@@ -483,6 +483,7 @@ def test_an_import_never_subscribes_again_someone_who_unsubscribed(runtime, db):
     assert sms["unsubscribed_email"] is False and sms["accepts_email_marketing"] is True
     warned = [w for row in report.warned for w in row["warnings"]]
     assert sum("stays unsubscribed" in w for w in warned) == 2, report.warned
+    assert sorted(w.split(":")[0] for w in warned) == ["unsubscribed_email", "unsubscribed_sms"]
     # An unsubscribe column emptied by the file does not clear the opt-out either.
     report = _import(
         runtime,
@@ -1136,3 +1137,4 @@ def test_a_phone_taken_by_a_person_made_in_the_same_batch_names_their_real_profi
     first = find_profile(db, "email:fam1@example.com").id
     [warning] = report.warned[0]["warnings"]
     assert f"belongs to another person (profile {first})" in warning, warning
+    assert warning.startswith("phone=+12015550177"), warning

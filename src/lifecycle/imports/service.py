@@ -517,6 +517,7 @@ def _run(
         }
     )
     seen_keys = SeenKeys()
+    header_of = {c["field"]: c["header"] for c in record.columns}  # for warnings
     created: set[int] = set()
     already = 0  # rows this same file, read the same way, imported before
 
@@ -584,16 +585,16 @@ def _run(
                 counts["unchanged"] += 1
             else:
                 counts["updated"] += 1
-            if result.warnings:  # every one kept, as rejected rows are
+            said = [_in_file_terms(text, header_of) for text in result.warnings]
+            if said:  # every one kept, as rejected rows are
                 counts["warned"] += 1
                 if len(warned) < 100:
-                    warned.append({"line": line, "warnings": list(result.warnings)})
+                    warned.append({"line": line, "warnings": said})
                 session.add_all(
-                    ImportWarning(import_id=record.id, line=line, warning=text)
-                    for text in result.warnings
+                    ImportWarning(import_id=record.id, line=line, warning=text) for text in said
                 )
             if len(preview) < 10 and result.status != "rejected":
-                preview.append({"line": line, "traits": call.traits, "warnings": result.warnings})
+                preview.append({"line": line, "traits": call.traits, "warnings": said})
         record.rows_done = counts["read"]
         record.counts = dict(counts)
         record.updated_at = now + timedelta(seconds=time.monotonic() - started)
@@ -1027,6 +1028,20 @@ def _leave_out_unusable_contacts(call: Call, key: str, line: int) -> None:
         del call.traits[name]
         call.warnings[:] = [w for w in call.warnings if not w.startswith(f"{where}:")]
         call.warnings.append(f"column {name}: {why}; left out, the rest of the row imported")
+
+
+_TRAIT_PREFIX = re.compile(r"traits\.([^:]+): ")
+
+
+def _in_file_terms(text: str, header_of: dict[str, str]) -> str:
+    """A row's warning as the file says it: "column 'Phone' (phone): ..." for the API's
+    "traits.phone: ...", the attribute's name alone where no column is its own."""
+    match = _TRAIT_PREFIX.match(text)
+    if match is None:
+        return text
+    name = match[1]
+    where = f"column {header_of[name]!r} ({name})" if name in header_of else name
+    return f"{where}: {text[match.end() :]}"
 
 
 def _reason(where: str | None, error: str | None) -> str:
