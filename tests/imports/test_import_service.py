@@ -1138,3 +1138,26 @@ def test_a_phone_taken_by_a_person_made_in_the_same_batch_names_their_real_profi
     [warning] = report.warned[0]["warnings"]
     assert f"belongs to another person (profile {first})" in warning, warning
     assert warning.startswith("phone=+12015550177"), warning
+
+
+def test_an_upload_whose_worker_stopped_part_way_is_resumed_by_the_scheduler(runtime, inline, db):
+    from lifecycle.imports.models import Import
+    from lifecycle.imports.service import queue, status
+
+    clock.set_now(at("2026-05-04T10:00:00Z"))
+    data = b"email\nlost1@example.com\nlost2@example.com\n"
+    with runtime.session() as session:  # queued, then its worker died after starting it
+        record = queue(session, data, filename="t.csv", options=ImportOptions(), now=clock.now())
+        record.status = "running"
+        session.commit()
+        import_id = record.id
+    inline.queue.clear()  # the job went with the worker
+    inline.tick("2026-05-04T10:05:00Z")  # still within the time a batch may take
+    with runtime.session() as session:
+        assert status(session, import_id)["status"] == "running"
+    inline.tick("2026-05-04T10:11:00Z")
+    with runtime.session() as session:
+        done = status(session, import_id)
+        assert done["status"] == "done" and done["counts"]["created"] == 2, done
+        assert session.get(Import, import_id).data is None
+    assert find_profile(db, "email:lost2@example.com") is not None

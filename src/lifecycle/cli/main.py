@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -419,6 +420,9 @@ def import_file(
         # The bytes read so far give the bar its length: rows are not known ahead.
         progress.update(task, completed=min(data.tell(), size), description=f"{rows:,} rows")
 
+    # A stop from outside (kill, a container's shutdown) ends as Ctrl-C does: the batches
+    # done stay, the import shows as interrupted.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with (
             runtime.session() as session,
@@ -456,6 +460,7 @@ def import_file(
         )
         raise typer.Exit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         data.close()
         if bound is not None:
             bound.stop()
@@ -507,6 +512,10 @@ def import_file(
     if report.status != "done":
         console.print(f"[red]{report.message}[/red]")
         raise typer.Exit(1)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _mark_interrupted(runtime: Any, import_id: int) -> None:

@@ -749,6 +749,28 @@ def _plan(
     return fields, key, refusal
 
 
+STALLED_AFTER = timedelta(minutes=10)  # a running import saves progress every few seconds
+LOST_AFTER = timedelta(hours=1)  # an upload still queued: its job was lost (a restart)
+
+
+def stalled(session: Session, *, now: datetime) -> list[int]:
+    """Uploads whose worker stopped part way (killed, restarted) or whose job was lost:
+    the scheduler's sweep queues them again, and the run resumes where they stopped
+    (rows already in are recognised). Each is stamped, so it is queued once a period."""
+    found = list(
+        session.scalars(
+            select(Import).where(
+                Import.data.is_not(None),
+                ((Import.status == "running") & (Import.updated_at < now - STALLED_AFTER))
+                | ((Import.status == "queued") & (Import.updated_at < now - LOST_AFTER)),
+            )
+        )
+    )
+    for record in found:
+        record.updated_at = now
+    return [record.id for record in found]
+
+
 def _close_interrupted(session: Session, record: Import) -> None:
     """Earlier runs of this same file that stopped part way (interrupted, killed) no
     longer show as running: this run took over from where they stopped."""

@@ -14,6 +14,7 @@ from lifecycle.campaigns import service as campaigns
 from lifecycle.delivery import service as delivery
 from lifecycle.errors import LifecycleError
 from lifecycle.events import service as events
+from lifecycle.imports import service as imports
 from lifecycle.runtime import Runtime
 from lifecycle.segments import service as segments
 
@@ -133,11 +134,15 @@ def tick(runtime: Runtime) -> dict[str, int]:
         lost = events.unevaluated(session, now=now, older_than=timedelta(minutes=1))
         if lost:
             jobs.enqueue(session, "events.evaluate", event_ids=lost)
+        resumed = imports.stalled(session, now=now)
+        for import_id in resumed:
+            jobs.enqueue(session, "imports.run", import_id=import_id)
     return {
         "woken": woken,
         "retries": len(retries),
         "uncertain": len(uncertain),
         "swept": len(lost),
+        "imports_resumed": len(resumed),
         "segment_starts": segment_starts,
         "broadcast": broadcast,
     }
@@ -146,7 +151,6 @@ def tick(runtime: Runtime) -> dict[str, int]:
 def run_import(runtime: Runtime, import_id: int) -> None:
     """Import an uploaded file, committing after each batch so its status shows progress;
     a crash part way leaves it resumable (rows already in are recognised)."""
-    from lifecycle.imports import service as imports
     from lifecycle.imports.models import Import
 
     with runtime.session() as session:
