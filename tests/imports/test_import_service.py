@@ -1031,6 +1031,15 @@ def test_rejected_rows_with_undecodable_bytes_are_not_imported_as_escapes(runtim
     data = "email,first_name\njose@example.com,José\nann@example.com,Ann\n".encode("cp1252")
     first = _import(runtime, data, encoding="utf-8")
     assert first.counts["rejected"] == 1 and "not valid utf-8" in first.rejections[0]["reason"]
+    assert "check the encoding given (--encoding)" in first.rejections[0]["reason"]
+    # Found to be UTF-8 but for one byte: the advice is to fix that row, not the encoding.
+    mostly = (
+        "email,first_name\nzoe@example.com,Zoë Müller\n".encode()
+        + "x@example.com,Jos\xe9\n".encode("cp1252")
+    )
+    report = _import(runtime, mostly)
+    assert report.counts["rejected"] == 1 and report.counts["created"] == 1
+    assert "the rest of the file is UTF-8" in report.rejections[0]["reason"]
     with runtime.session() as session:
         text = rejected_csv(session, first.import_id)
     assert "Jos\\xe9" in text

@@ -250,7 +250,10 @@ def test_empty_and_header_only_files_give_a_message() -> None:
 def test_ragged_rows_are_row_errors_with_counts() -> None:
     result = read(b"email,name\nann@example.com,Ann,extra\nbob@example.com\ncid@example.com,Cid\n")
     assert [(e.line, e.reason) for e in result.errors] == [
-        (2, "expected 2 cells as in the header, found 3"),
+        (
+            2,
+            "expected 2 cells as in the header, found 3 (a cell holding ',' must be in double quotes)",
+        ),
         (3, "expected 2 cells as in the header, found 1"),
     ]
     assert [r.line for r in result.rows] == [4]

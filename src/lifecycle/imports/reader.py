@@ -556,6 +556,10 @@ def _build_header(cells: list[str]) -> tuple[list[Column], list[str], list[str]]
 # --------------------------------------------------------------------------- rows
 
 
+def _shown(delimiter: str) -> str:
+    return "a tab" if delimiter == "\t" else repr(delimiter)
+
+
 def _show(text: str) -> str:
     """Make undecodable bytes visible as ``\\xNN`` in messages and raw text."""
     return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
@@ -747,11 +751,16 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
         )
     result = StreamResult(dialect, header, iter(()), header_errors=header_errors, messages=notes)
 
-    hint = (
-        " (a file saved in another encoding? give it: --encoding cp1252 for most Windows exports)"
-        if codecs.lookup(codec).name == "utf-8"
-        else ""
-    )
+    if dialect.encoding_source == "given":  # the bytes say the encoding given is wrong
+        hint = "; check the encoding given (--encoding), or leave it out to detect it"
+    elif codecs.lookup(codec).name == "utf-8":
+        # The rest of the file is UTF-8: another encoding would garble every other accent.
+        hint = (
+            "; the rest of the file is UTF-8, so fix this row's letters (in the"
+            " rejected-rows file) rather than giving another encoding"
+        )
+    else:
+        hint = ""
 
     def rows() -> Iterator[Row | RowError]:
         width = len(header)
@@ -766,7 +775,11 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
                 result.blank_rows += 1
                 continue
             if len(cells) != width:
-                reason = f"expected {width} cells as in the header, found {len(cells)}"
+                reason = f"expected {width} cells as in the header, found {len(cells)}" + (
+                    f" (a cell holding {_shown(dialect.delimiter)} must be in double quotes)"
+                    if len(cells) > width
+                    else ""
+                )
                 yield RowError(line, reason, _show(raw))
                 continue
             # Undecodable bytes are rare: look at the cells only when the record has some.
