@@ -1170,3 +1170,12 @@ def test_an_upload_whose_worker_stopped_part_way_is_resumed_by_the_scheduler(run
         assert done["status"] == "done" and done["counts"]["created"] == 2, done
         assert session.get(Import, import_id).data is None
     assert find_profile(db, "email:lost2@example.com") is not None
+
+
+def test_tags_cells_as_mailchimp_writes_them_and_in_any_case(runtime, db):
+    data = (
+        b'Email,TAGS\nmc@example.com,"""Customer"",""VIP Club"""\nmd@example.com,"vip, VIP, vip"\n'
+    )
+    _import(runtime, data)
+    assert find_profile(db, "email:mc@example.com").attributes["tags"] == ["Customer", "VIP Club"]
+    assert find_profile(db, "email:md@example.com").attributes["tags"] == ["vip"]

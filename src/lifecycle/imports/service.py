@@ -263,6 +263,21 @@ def _yes_or_no(
     return answer in yes
 
 
+def _items(text: str) -> list[str]:
+    """The items of a tags or lists cell: "gold, silver", or quoted as Mailchimp writes
+    them ('"Customer","VIP Club"'); once each, the first spelling kept (vip, VIP)."""
+    if text.lstrip().startswith('"'):
+        parts = next(csv.reader([text.strip()], skipinitialspace=True), [])
+    else:
+        parts = text.split(",")
+    kept: dict[str, str] = {}
+    for part in parts:
+        item = part.strip()
+        if item:
+            kept.setdefault(item.casefold(), item)
+    return list(kept.values())
+
+
 _SHOWN_BYTE = re.compile(r"\\x[0-9a-f]{2}")  # how a rejected row shows a byte not decoded
 
 
@@ -323,7 +338,7 @@ def _call(
             traits[name] = consents
             continue
         if name in LIST_FIELDS:  # "gold, silver": two tags, added to those held
-            traits[name] = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+            traits[name] = _items(text)
             continue
         # Spaces around an address are a spreadsheet's, not the person's: messages go to
         # the attribute, and " ava@example.com " would be an update of nothing.
