@@ -325,6 +325,8 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     assert rejected.status_code == 200 and rejected.text.startswith(
         "\ufeffrejected_line,rejected_reason,"
     )
+    assert rejected.headers["content-type"].startswith("text/csv")
+    assert f"import-{import_id}-rejected.csv" in rejected.headers["content-disposition"]
     assert client.post("/v1/imports", content=data).status_code == 401
     # A dry run over HTTP answers at once with the report and writes nothing.
     dry = client.post(
@@ -357,6 +359,8 @@ def test_upload_through_the_api_runs_on_a_worker_and_reports_progress(runtime, i
     assert "--map" not in message
     empty = client.post("/v1/imports", content=b"", headers=ADMIN_AUTH)
     assert empty.status_code == 400 and "the file is empty" in empty.text
+    header_only = client.post("/v1/imports", content=b"email,first_name\n\n", headers=ADMIN_AUTH)
+    assert header_only.status_code == 400 and "a header but no rows" in header_only.text
     assert client.get("/v1/imports/999999", headers=ADMIN_AUTH).status_code == 404
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lifecycle import clock
@@ -123,5 +123,10 @@ def import_status(import_id: int, _admin: AdminKey, session: SessionDep) -> Any:
     response_class=PlainTextResponse,
     summary="Rejected rows as CSV",
 )
-def import_rejected(import_id: int, _admin: AdminKey, session: SessionDep) -> str:
-    return imports.rejected_csv(session, import_id)
+def import_rejected(import_id: int, _admin: AdminKey, session: SessionDep) -> Response:
+    # A download a browser saves as a CSV file, named after the import.
+    return Response(
+        imports.rejected_csv(session, import_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'},
+    )

@@ -1252,7 +1252,10 @@ def queue(
             phone_region(options.phone_region)
         except ValueError as err:
             raise Invalid(str(err), field="phone_region") from None
-    _plan(_open(io.BytesIO(data), filename, options), filename, options)
+    read = _open(io.BytesIO(data), filename, options)
+    _plan(read, filename, options)
+    if next(read.records, None) is None:  # a header and nothing under it (blank lines)
+        raise Invalid(f"{filename}: the file has a header but no rows", field="file")
     record = Import(
         filename=filename,
         checksum=hashlib.sha256(data).hexdigest(),
