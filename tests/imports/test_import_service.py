@@ -476,6 +476,9 @@ def test_an_import_never_subscribes_again_someone_who_unsubscribed(runtime, db):
         b"Email,First Name,Accepts Email Marketing,Accepts SMS Marketing\n"
         b"out@example.com,Olive,yes,yes\nsms@example.com,Sam,yes,yes\n"
     )
+    dry = _import(runtime, data, dry_run=True)  # the preview shows what would be stored
+    assert dry.preview[0]["stored"]["unsubscribed_email"] == "yes"
+    assert dry.preview[0]["traits"]["unsubscribed_email"] is False  # what the row says
     report = _import(runtime, data)
     assert report.counts["updated"] == 2, report.counts
     out = find_profile(db, "email:out@example.com").attributes

@@ -480,7 +480,7 @@ def import_file(
     for row in report.preview[:3] if dry_run else []:
         shown = {
             name: value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
-            for name, value in row["traits"].items()
+            for name, value in (row.get("stored") or row["traits"]).items()
         }  # a 100 KB cell would flood the terminal
         console.print(f"  row {row['line']} would store {shown}", highlight=False)
     for row in report.folded[:10]:

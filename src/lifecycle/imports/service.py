@@ -46,6 +46,7 @@ from lifecycle.events.calls import Call
 from lifecycle.events.service import Draft, IngestOptions, draft, ingest_parsed, parse_items
 from lifecycle.imports import reader, values
 from lifecycle.imports.models import Import, ImportRejection, ImportWarning
+from lifecycle.profiles import service as profiles
 from lifecycle.profiles.identifiers import Identifier, is_national_phone, phone_region
 
 KEYS = ("email", "phone", "id")
@@ -609,7 +610,14 @@ def _run(
                     ImportWarning(import_id=record.id, line=line, warning=text) for text in said
                 )
             if len(preview) < 10 and result.status != "rejected":
-                preview.append({"line": line, "traits": call.traits, "warnings": said})
+                preview.append(
+                    {
+                        "line": line,
+                        "traits": call.traits,  # what the row says
+                        "warnings": said,
+                        "profile_id": result.profile_id,
+                    }
+                )
         record.rows_done = counts["read"]
         record.counts = dict(counts)
         record.updated_at = now + timedelta(seconds=time.monotonic() - started)
@@ -650,6 +658,13 @@ def _run(
             store(prepared)
             if n % 10 == 0:  # its cost is the batches alive, not those since the last
                 gc.collect(1)
+    # The first rows as they are (or, in a dry run, would be) stored: the profile after
+    # the row, its existing values, kept opt-outs and added tags included.
+    shown = profiles.attributes_of(
+        session, sorted({p["profile_id"] for p in preview if p["profile_id"]})
+    )
+    for row in preview:
+        row["stored"] = shown.get(row.pop("profile_id"))
     record.columns = [
         {**column, "missing": sum(stats.missing.get(c.key, {}).values())}
         for c, column in zip(read.header, record.columns, strict=True)
