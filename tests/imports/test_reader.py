@@ -571,3 +571,31 @@ def test_a_closed_quoted_address_over_lines_shaped_like_rows_is_one_cell() -> No
         "5'10\" tall",
         "5'10\"",
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The stray quote runs on to the next row's quoted cell: the width looks right.
+        'Email,Name,City\nb@x.com,Bob,"Paris\nc@x.com,Cy,"Lyon"\nd@x.com,Dee,Nice\n',
+        'Email,Name,City\nb@x.com,"Bob,Paris\nc@x.com,"Cy",Lyon\nd@x.com,Dee,Nice\n',
+        'Email;Name;City\nb@x.com;Bob;"Paris\nc@x.com;Cy;"Lyon"\nd@x.com;Dee;Nice\n',
+        # ... or to a quote ending the next row's last cell: a row inside, too few cells.
+        'Email,Name,City\nb@x.com,"Bob\nc@x.com,Cy,Lyon"\nd@x.com,Dee,Nice\n',
+    ],
+)
+def test_a_stray_quote_running_on_to_another_rows_quote_hides_nothing(text: str) -> None:
+    result = _streamed(text.encode())
+    assert [r.cells["email"] for r in result.rows] == ["c@x.com", "d@x.com"]
+    [error] = result.errors
+    assert error.line == 2 and "never closed" in error.reason
+
+
+def test_a_closed_multi_line_cell_in_a_row_missing_a_cell_is_one_rejected_row() -> None:
+    text = b'Email,Name,Notes,City\na@x.com,Ann,"line1\nline2"\nb@x.com,Bob\nc@x.com,Cy,n,Paris\n'
+    result = _streamed(text)
+    assert [r.cells["email"] for r in result.rows] == ["c@x.com"]
+    assert [(e.line, e.reason) for e in result.errors] == [
+        (2, "expected 4 cells as in the header, found 3"),
+        (3, "expected 4 cells as in the header, found 2"),
+    ]

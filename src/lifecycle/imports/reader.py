@@ -641,14 +641,17 @@ def _iter_records(
             continue
         if width:
             raw = "".join(consumed)
-            # An odd number of quotes is rare (5'10"): only then is the record scanned.
-            unclosed = raw.count('"') % 2 == 1 and _ends_in_quotes(raw, dialect)
-            if len(consumed) > 1 and (unclosed or len(record) != width[0]):
-                yield start, None, _give_back(), _STRAY_QUOTE
-                records = reader()  # a fresh reader: the old one may have seen the end
-                continue
-            if unclosed:  # on the file's last line: nothing after it to read again
-                consumed.clear()
+            if len(consumed) > 1:
+                state = _quote_state(raw, dialect)
+                if state != "closed" or (
+                    len(record) != width[0] and _holds_a_row(consumed[1:], width[0], dialect)
+                ):
+                    yield start, None, _give_back(), _STRAY_QUOTE
+                    records = reader()  # a fresh reader: the old one may have seen the end
+                    continue
+            # An odd number of quotes is rare (5'10"): only then is the line scanned.
+            elif raw.count('"') % 2 == 1 and _quote_state(raw, dialect) == "open":
+                consumed.clear()  # on the file's last line: nothing after it to read again
                 yield start, None, raw.rstrip("\r\n"), _STRAY_QUOTE_AT_END
                 continue
         raw = "".join(consumed)
@@ -675,11 +678,13 @@ def _csv_error(message: str) -> str:
     return message
 
 
-def _ends_in_quotes(raw: str, dialect: Dialect) -> bool:
-    """Whether a record's text ends inside a quoted cell, read as the csv module reads
-    it (strict=False): a quote opens a cell only at the cell's start; inside, a doubled
-    quote is a quote and a single one closes it."""
-    quoted, at_start, i = False, True, 0
+def _quote_state(raw: str, dialect: Dialect) -> str:
+    """How a record's quotes stand, read as the csv module reads them (strict=False): a
+    quote opens a cell only at the cell's start; inside, a doubled quote is a quote and
+    a single one closes it. "open": the text ends inside a quoted cell; "stray": a
+    closing quote is followed by more of the cell (it closed someone else's quote, as
+    when a stray quote runs on to the next row's quoted cell); "closed": neither."""
+    quoted, at_start, closed_at, i = False, True, -2, 0  # -2: no quote closed yet
     while i < len(raw):
         ch = raw[i]
         if quoted:
@@ -687,15 +692,26 @@ def _ends_in_quotes(raw: str, dialect: Dialect) -> bool:
                 if raw.startswith('"', i + 1):
                     i += 1
                 else:
-                    quoted = False
+                    quoted, closed_at = False, i
         elif ch == '"' and at_start:
             quoted, at_start = True, False
         elif ch == dialect.delimiter or ch in "\r\n":
             at_start = True
+        elif closed_at == i - 1:
+            return "stray"
         elif not (ch == " " and at_start and dialect.skip_initial_space):
             at_start = False
         i += 1
-    return quoted
+    return "open" if quoted else "closed"
+
+
+def _holds_a_row(lines: list[str], width: int, dialect: Dialect) -> bool:
+    """Whether one of ``lines``, read on its own, is a whole row of ``width`` cells."""
+    return any(
+        len(cells) == width
+        for line in lines
+        for cells in csv.reader([line.rstrip("\r\n")], delimiter=dialect.delimiter)
+    )
 
 
 @dataclass
