@@ -1123,6 +1123,8 @@ def test_a_spreadsheet_date_time_serial_in_an_instant_column(runtime, db):
         ("2023-04-01 12:34:56 GMT", "2023-04-01T12:34:56+00:00"),
         ("Sat, 01 Apr 2023 12:34:56 +0000", "2023-04-01T12:34:56+00:00"),
         ("Sat, 01 Apr 2023 12:34:56 PDT", "2023-04-01T19:34:56+00:00"),
+        ("Sat, 01 Apr 2023 12:34:56 -0000", "2023-04-01T12:34:56+00:00"),
+        ("2023-04-01T12:34:56.1234567890Z", "2023-04-01T12:34:56.123456+00:00"),
         ("20230401", "2023-04-01"),
     ],
 )
@@ -1138,6 +1140,8 @@ def test_date_times_as_systems_export_them(runtime, db, cell, stored):
         ("2023-04-01T25:61:00.0000000", "impossible"),
         ("2023-04-01T99:99:99.1234567Z", "impossible"),
         ("Sat, 01 Apr 2023 12:34:56 XYZ", "its time zone is not known"),
+        ("2023-04-01T12:00:00+25:00", "impossible offset +25:00"),
+        ("2023-04-01T12:00:00+23:99", "impossible offset"),
         ("4/1/2023 1:05 PM", "'4/1/2023 1:05 PM' could be day/month or month/day"),
     ],
 )

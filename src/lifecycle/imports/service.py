@@ -154,7 +154,7 @@ def _is_moment_field(name: str) -> bool:
 # An ISO-like date-time as exports write it: "2023-04-01 12:34:56 -0400",
 # "2023-04-01T12:34:56Z", "2023-04-01 12:34".
 _DATE_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
     r"\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?",
     re.IGNORECASE,
 )
@@ -180,7 +180,8 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
     match = _DATE_TIME.fullmatch(text.strip())
     if match is None and _RFC_2822.fullmatch(text.strip()):
         try:
-            moment = email.utils.parsedate_to_datetime(text.strip())
+            # -0000 is UTC with the sender's zone unknown: the instant is known.
+            moment = email.utils.parsedate_to_datetime(re.sub(r"-0000$", "+0000", text.strip()))
         except (TypeError, ValueError):
             raise Invalid(
                 f"column {name}: {text!r}: cannot read it as a date-time", field=f"row {line}"
@@ -219,7 +220,13 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
         else:
             sign = -1 if offset[0] == "-" else 1
             digits = offset[1:].replace(":", "")
-            zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0)))
+            hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+            if hours > 23 or minutes > 59:
+                raise Invalid(
+                    f"column {name}: {text!r}: impossible offset {offset} (-23:59 to +23:59)",
+                    field=f"row {line}",
+                )
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
         moment = datetime(
             int(year),
@@ -302,8 +309,7 @@ def _call(
             # Shown as \xNN when rejected: imported as they are, they would be text.
             raise Invalid(
                 "cells still hold bytes shown as \\xNN (not valid in the first file's"
-                " encoding): replace each with the letter it stands for, or import the"
-                " first file again with its encoding (--encoding)",
+                " encoding): replace each with the letter it stands for",
                 field=f"row {line}",
             )
     for column_key, text in cells.items():
