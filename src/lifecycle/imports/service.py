@@ -544,6 +544,7 @@ def _run(
     already = 0  # rows this same file, read the same way, imported before
 
     def reject(line: int, raw: str, reason: str) -> None:
+        reason = _in_file_terms(reason, header_of)
         counts["rejected"] += 1
         if len(rejections) < 100:  # all of them are stored; the report shows the first
             rejections.append({"line": line, "raw": raw, "reason": reason})
@@ -1089,17 +1090,20 @@ def _leave_out_unusable_contacts(call: Call, key: str, line: int) -> None:
 
 
 _TRAIT_PREFIX = re.compile(r"traits\.([^:]+): ")
+_BARE_COLUMN = re.compile(r"\bcolumn (\w+):")  # "column birthday:": a field, not a header
 
 
 def _in_file_terms(text: str, header_of: dict[str, str]) -> str:
     """A row's warning as the file says it: "column 'Phone' (phone): ..." for the API's
     "traits.phone: ...", the attribute's name alone where no column is its own."""
     match = _TRAIT_PREFIX.match(text)
-    if match is None:
-        return text
-    name = match[1]
-    where = f"column {header_of[name]!r} ({name})" if name in header_of else name
-    return f"{where}: {text[match.end() :]}"
+    if match is not None:
+        name = match[1]
+        where = f"column {header_of[name]!r}" if name in header_of else name
+        text = f"{where}: {text[match.end() :]}"
+    return _BARE_COLUMN.sub(
+        lambda m: f"column {header_of[m[1]]!r}:" if m[1] in header_of else m[0], text
+    )
 
 
 def _reason(where: str | None, error: str | None) -> str:

@@ -175,6 +175,17 @@ def _nanp(candidate: str, default_region: str) -> str | None:
     return f"+1{area}{match['exchange']}{match['line']}"
 
 
+_PARSE_ERRORS = {  # phonenumbers' reasons, in a reader's words
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: (
+        "has no country code that exists: write it as +<country code> <number>"
+    ),
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "is too long to be a phone number",
+}
+
+
 def normalize_phone(
     raw: str, default_region: str = "US", rules: frozenset[str] = frozenset()
 ) -> str:
@@ -187,7 +198,8 @@ def normalize_phone(
     try:
         parsed = phonenumbers.parse(candidate, default_region)
     except phonenumbers.NumberParseException as err:
-        raise NotAnIdentifier(f"phone: {raw!r} cannot be parsed ({err})") from None
+        why = _PARSE_ERRORS.get(err.error_type, "is not a phone number")
+        raise NotAnIdentifier(f"phone: {raw!r} {why}") from None
     if BR_NINTH_DIGIT in rules:
         _br_ninth_digit(parsed, mobile=bool(_MOBILE_PREFIX.match(raw.strip())))
     if not phonenumbers.is_possible_number(parsed):
