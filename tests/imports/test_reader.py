@@ -599,3 +599,13 @@ def test_a_closed_multi_line_cell_in_a_row_missing_a_cell_is_one_rejected_row() 
         (2, "expected 4 cells as in the header, found 3"),
         (3, "expected 4 cells as in the header, found 2"),
     ]
+
+
+def test_a_utf8_file_with_a_few_windows_bytes_stays_utf8() -> None:
+    data = (
+        b"Email,First Name,City\na@x.com,Ren\xc3\xa9e,Z\xc3\xbcrich\nbad@x.com,Fr\xe9d,Par\xeds\n"
+    )
+    result = _streamed(data)
+    assert [(r.cells["first_name"], r.cells["city"]) for r in result.rows] == [("Renée", "Zürich")]
+    [error] = result.errors
+    assert error.line == 3 and "not valid utf-8" in error.reason

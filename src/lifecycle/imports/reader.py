@@ -148,7 +148,9 @@ def _detect_encoding(
     text = data.decode("utf-8", errors="surrogateescape")
     bad = len(_SURROGATE.findall(text))
     good = sum(1 for ch in text if ord(ch) > 127 and not 0xDC80 <= ord(ch) <= 0xDCFF)
-    if good > bad:
+    # Valid UTF-8 sequences are next to impossible in a single-byte file's text ("Ã©"
+    # is mojibake, not a name): a few of them outweigh several bad bytes.
+    if good and good * 4 >= bad:
         warnings.append(f"{bad} byte(s) are not valid UTF-8; the rows holding them are rejected")
         return "utf-8", "utf-8", 0, warnings
     if _looks_western(data):
