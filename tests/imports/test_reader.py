@@ -609,3 +609,13 @@ def test_a_utf8_file_with_a_few_windows_bytes_stays_utf8() -> None:
     assert [(r.cells["first_name"], r.cells["city"]) for r in result.rows] == [("Renée", "Zürich")]
     [error] = result.errors
     assert error.line == 3 and "not valid utf-8" in error.reason
+
+
+def test_a_delimiter_ending_every_row_adds_no_cell() -> None:
+    result = _streamed(b"Email,Name\na@x.com,Ann,\nb@x.com,Bob,, \nc@x.com,Cy,x\n")
+    assert [r.cells for r in result.rows] == [
+        {"email": "a@x.com", "name": "Ann"},
+        {"email": "b@x.com", "name": "Bob"},
+    ]
+    [error] = result.errors  # an extra cell with something in it is still a row error
+    assert error.line == 4 and "found 3" in error.reason

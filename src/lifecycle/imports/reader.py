@@ -792,6 +792,8 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
             if not cells or not any(c.strip(" \t" + _INVISIBLE) for c in cells):
                 result.blank_rows += 1
                 continue
+            if len(cells) > width and not any(c.strip() for c in cells[width:]):
+                cells = cells[:width]  # a delimiter at the end of the row: nothing is lost
             if len(cells) != width:
                 reason = f"expected {width} cells as in the header, found {len(cells)}" + (
                     f" (a cell holding {_shown(dialect.delimiter)} must be in double quotes)"
