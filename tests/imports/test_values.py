@@ -123,3 +123,14 @@ def test_detect_date_order() -> None:
     assert detect_date_order(["03/04/2024", "01/02/2020"]) is None
     assert detect_date_order(["15/05/1985", "05/15/1985"]) is None
     assert detect_date_order(["1985-05-15"]) is None
+
+
+def test_a_date_impossible_in_the_declared_order_suggests_the_other() -> None:
+    with pytest.raises(DateError, match=r"read as DMY it would be a date.*--date-order DMY"):
+        parse_date("15/05/1985", order="MDY")
+    with pytest.raises(DateError, match=r"read as MDY it would be a date"):
+        parse_date("05/15/1985", order="DMY")
+    with pytest.raises(DateError, match=r"day is out of range for month$"):
+        parse_date("31/02/1990", order="DMY")  # no order reads it: no suggestion
+    with pytest.raises(DateError, match=r"write it as YYYY-MM-DD"):
+        parse_date("sometime in May")

@@ -120,6 +120,9 @@ _COMPACT = re.compile(r"^(19|20)(\d{2})(\d{2})(\d{2})$")  # 20230401
 _NUMERIC = re.compile(r"^(\d{1,4})([/.\-])(\d{1,2})(?:\2(\d{1,4}))?$")
 _SERIAL = re.compile(r"^\d{1,7}(?:\.0+)?$")
 _EXCEL_MAX = 2958465  # 9999-12-31
+_WRITE_IT = (
+    " (write it as YYYY-MM-DD, e.g. 2024-03-31, with a time as 13:05 and an offset as +02:00)"
+)
 
 
 def _make(year: int, month: int, day: int, cell: str) -> date:
@@ -206,7 +209,7 @@ def parse_date(
         a, b, c = m[1], m[3], m[4]
         if len(a) == 4:  # year first: YYYY/MM/DD is unambiguous
             if c is None:
-                raise DateError(f"cannot read {cell!r} as a date")
+                raise DateError(f"cannot read {cell!r} as a date{_WRITE_IT}")
             return _make(int(a), int(b), int(c), cell)
         if c is not None and len(c) not in (2, 4):
             raise DateError(f"cannot read the year in {cell!r}")
@@ -227,9 +230,19 @@ def parse_date(
             month, day = x, y
         else:
             raise DateError(f"{cell!r} does not match the declared order {order}")
-        if c is None:
-            return _month_day(month, day, cell, year_required)
-        return _make(_year(c, cell, two_digit_year_pivot), month, day, cell)
+        try:
+            if c is None:
+                return _month_day(month, day, cell, year_required)
+            return _make(_year(c, cell, two_digit_year_pivot), month, day, cell)
+        except DateError as err:
+            # 15/05 under MDY: the other order would read it; say so rather than guess.
+            if x != y and day <= 12 and month <= 31 and "impossible" in str(err):
+                other = "MDY" if order == "DMY" else "DMY"
+                raise DateError(
+                    f"{err}; read as {other} it would be a date: is the file's date order"
+                    f" {other}? (--date-order {other})"
+                ) from None
+            raise
 
     return _parse_month_name(text, cell, year_required, two_digit_year_pivot)
 
@@ -247,9 +260,9 @@ def _parse_month_name(
         elif token in _MONTHS and month is None:
             month = _MONTHS[token]
         else:
-            raise DateError(f"cannot read {cell!r} as a date")
+            raise DateError(f"cannot read {cell!r} as a date{_WRITE_IT}")
     if month is None or not 1 <= len(numbers) <= 2:
-        raise DateError(f"cannot read {cell!r} as a date")
+        raise DateError(f"cannot read {cell!r} as a date{_WRITE_IT}")
     if len(numbers) == 1:
         return _month_day(month, int(numbers[0]), cell, year_required)
     first, second = numbers
