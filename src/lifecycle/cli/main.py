@@ -411,12 +411,14 @@ def import_file(
     bound = None if dry_run else _follow_up_jobs(runtime)
     size = path.stat().st_size
     landed: list[int] = []  # the import's id, once a batch has landed
+    done: list[int] = [0]  # rows read so far
 
     def batch_done(record: Any) -> None:
         session.commit()  # each batch lands: an interrupted import resumes
         landed[:] = [record.id]
 
     def moved(rows: int) -> None:
+        done[:] = [rows]
         # The bytes read so far give the bar its length: rows are not known ahead.
         progress.update(task, completed=min(data.tell(), size), description=f"{rows:,} rows")
 
@@ -454,8 +456,8 @@ def import_file(
         if landed:
             _mark_interrupted(runtime, landed[0])
         print(
-            "interrupted: the rows imported so far are kept; run the same command again to"
-            " resume where it stopped",
+            f"interrupted after {done[0]:,} rows: the rows imported so far are kept; run the"
+            " same command again to resume where it stopped",
             file=sys.stderr,
         )
         raise typer.Exit(130) from None
