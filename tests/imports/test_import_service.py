@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from sqlalchemy import func, select
 
@@ -1056,6 +1059,12 @@ def test_rejected_rows_with_undecodable_bytes_are_not_imported_as_escapes(runtim
         again = _import(runtime, text.encode("utf-8"), **options)
         assert again.counts["rejected"] == 1 and again.counts["created"] == 0, again
         assert "replace each with the letter it stands for" in again.rejections[0]["reason"]
+    # The notes columns deleted in a spreadsheet: the \\xNN are still told apart.
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    bare = "".join(",".join(row[2:]) + "\n" for row in rows)
+    again = _import(runtime, bare.encode("utf-8"))
+    assert again.counts["rejected"] == 1 and again.counts["created"] == 0, again
+    assert "column 'first_name': holds bytes shown as" in again.rejections[0]["reason"]
     fixed = _import(runtime, text.replace("Jos\\xe9", "José").encode("utf-8"))
     assert fixed.counts["created"] == 1
     assert find_profile(db, "email:jose@example.com").attributes["first_name"] == "José"
