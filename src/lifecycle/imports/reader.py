@@ -143,7 +143,7 @@ def _detect_encoding(
             )
         return codec, "given", 0, warnings
     if _is_utf8(data, complete):
-        return "utf-8", "utf-8", 0, warnings
+        return "utf-8", "detected: valid UTF-8", 0, warnings
     # Mostly UTF-8 with a few damaged bytes: stay UTF-8, the damaged rows become row errors.
     text = data.decode("utf-8", errors="surrogateescape")
     bad = len(_SURROGATE.findall(text))
@@ -152,7 +152,7 @@ def _detect_encoding(
     # is mojibake, not a name): a few of them outweigh several bad bytes.
     if good and good * 4 >= bad:
         warnings.append(f"{bad} byte(s) are not valid UTF-8; the rows holding them are rejected")
-        return "utf-8", "utf-8", 0, warnings
+        return "utf-8", f"detected: UTF-8 but for {bad} byte(s)", 0, warnings
     if _looks_western(data):
         return "cp1252", "detected: cp1252 (Western accents)", 0, warnings
     codec = _charset_normalizer(data)
