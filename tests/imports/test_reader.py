@@ -619,3 +619,11 @@ def test_a_delimiter_ending_every_row_adds_no_cell() -> None:
     ]
     [error] = result.errors  # an extra cell with something in it is still a row error
     assert error.line == 4 and "found 3" in error.reason
+
+
+def test_a_delimiter_ending_the_header_names_no_column() -> None:
+    result = _streamed(b"Email,Name,\na@x.com,Ann,\nb@x.com,Bob,oops\n")
+    assert [c.key for c in read(b"Email,Name,\na@x.com,Ann,\n").header] == ["email", "name"]
+    assert [r.cells for r in result.rows] == [{"email": "a@x.com", "name": "Ann"}]
+    [error] = result.errors  # a cell under no header is not dropped unseen
+    assert error.line == 3 and "found 3" in error.reason

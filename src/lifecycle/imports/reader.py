@@ -753,6 +753,10 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
             dialect, [], iter(()), messages=["the file is empty: no header row and no data"]
         )
 
+    # A delimiter ending the header ("Email,Name,") names no column: a row's cells past
+    # the named ones are dropped when empty, and a row error when they hold something.
+    while len(header_cells) > 1 and not header_cells[-1].strip(" \t" + _INVISIBLE):
+        header_cells = header_cells[:-1]
     header, header_errors, notes = _build_header(header_cells)
     width.append(len(header))
     if len(header) == 1 and delimiter:
