@@ -50,6 +50,9 @@ class IngestOptions:
     # Opt-outs a write may not undo (TraitUpdate.keep_opt_outs): an import's, not the API's
     # (an app's "subscribe again" is the person's own choice).
     keep_opt_outs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The source the attribute history names, where it can say more than ``source``
+    # (an import: "csv import 12", so support staff see which file changed a field).
+    history_source: str | None = None
     # Attributes whose list values are added to what the profile holds (an import's tags
     # column), where the API's identify replaces them.
     added_fields: tuple[str, ...] = ()
@@ -283,7 +286,9 @@ def _store(
         _trait_update(calls[i], profile_of[i], created=results[i].created, options=options)
         for i in with_traits
     ]
-    applied = apply_traits(session, updates, source=options.source, now=now)
+    applied = apply_traits(
+        session, updates, source=options.history_source or options.source, now=now
+    )
     for index, warning in applied.warnings:
         results[with_traits[index]].warnings.append(warning)
     for index in applied.changed:
@@ -347,7 +352,13 @@ def draft(call: Call, *, now: datetime, options: IngestOptions) -> Draft:
     knows yet. Pure: an import's worker processes render them for every row, so the
     writer only fills in ids; whether a row is new is decided at write time."""
     update = _trait_update(call, 0, created=True, options=options)
-    person = draft_person(call.identifiers, update, source=options.source, now=now)
+    person = draft_person(
+        call.identifiers,
+        update,
+        source=options.source,
+        history_source=options.history_source,
+        now=now,
+    )
     plain = not (call.name or call.properties or call.context or call.backfill)
     event = (
         repository.plain_row(

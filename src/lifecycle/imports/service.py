@@ -536,6 +536,7 @@ def _run(
             "existing": options.existing,
             "new_people_set_wise": True,
             "keep_opt_outs": KEEP_OPT_OUTS,
+            "history_source": f"csv import {record.id}",
             "added_fields": LIST_FIELDS,
             "add_to_lists": tuple(
                 (name, tuple(items))

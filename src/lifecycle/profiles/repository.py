@@ -334,6 +334,7 @@ def person_rows(
     via: str | None,
     source: str,
     now: datetime,
+    history_source: str | None = None,
 ) -> PersonRows:
     """A new profile holding ``identities`` ((kind, value, display) each) and
     ``attributes`` (their ``times``), with the history of its ``changes`` ((name, old,
@@ -342,7 +343,8 @@ def person_rows(
     render them."""
     stamp, src = _iso(now), copy_field(source)
     known = f"\t{NEW_ID}\t{src}\t{stamp}\t{stamp}\n"  # an identity's profile, source, times
-    history = f"\t{src}\t{_iso(changed_at)}\t{stamp}\t{copy_field(via)}\n"
+    told = copy_field(history_source) if history_source else src  # the history's source
+    history = f"\t{told}\t{_iso(changed_at)}\t{stamp}\t{copy_field(via)}\n"
     values = copy_json(attributes)
     # A new person's attributes all have its one moment: the same few objects of times
     # (one per set of columns a row fills) for a whole file, rendered once each.

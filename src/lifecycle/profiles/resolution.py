@@ -219,7 +219,12 @@ def new_people(
 
 
 def draft_person(
-    identifiers: list[Identifier], update: TraitUpdate, *, source: str, now: datetime
+    identifiers: list[Identifier],
+    update: TraitUpdate,
+    *,
+    source: str,
+    now: datetime,
+    history_source: str | None = None,
 ) -> repository.PersonRows:
     """The rows of a new profile holding ``identifiers`` with what ``update`` gives an
     empty profile (and its history), for :func:`create_drafted`. Pure: an import renders
@@ -233,6 +238,7 @@ def draft_person(
         changed_at=update.at,
         via=update.via,
         source=source,
+        history_source=history_source,
         now=now,
     )
 
