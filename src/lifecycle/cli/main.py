@@ -358,7 +358,7 @@ def import_file(
 
     from lifecycle import clock
     from lifecycle.errors import LifecycleError
-    from lifecycle.imports.service import ImportOptions, run
+    from lifecycle.imports.service import ImportOptions, mark_interrupted, run
     from lifecycle.runtime import build_runtime
 
     mapping = {}
@@ -454,7 +454,9 @@ def import_file(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if landed:
-            _mark_interrupted(runtime, landed[0])
+            with runtime.session() as session:
+                mark_interrupted(session, landed[0])
+                session.commit()
         print(
             f"interrupted after {done[0]:,} rows: the rows imported so far are kept; run the"
             " same command again to resume where it stopped",
@@ -518,17 +520,6 @@ def import_file(
 
 def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _mark_interrupted(runtime: Any, import_id: int) -> None:
-    from lifecycle.imports.models import Import
-
-    with runtime.session() as session:
-        record = session.get(Import, import_id)
-        if record is not None and record.status == "running":
-            record.status = "interrupted"
-            record.message = f"stopped after {record.rows_done} rows; the same command resumes it"
-            session.commit()
 
 
 @imports_app.command("rejected")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from lifecycle.db import NEW_ID, copy_field, is_postgres
+from lifecycle.db import NEW_ID, copy_field, copy_time, is_postgres
 from lifecycle.events.models import Event
 
 CHUNK = 1000
@@ -123,11 +122,6 @@ def _copy_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
         cursor.close()
 
 
-@lru_cache(maxsize=64)
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()  # the few moments of a file, for each of its rows
-
-
 def plain_row(
     dedupe_key: str,
     occurred_at: datetime,
@@ -140,9 +134,9 @@ def plain_row(
     """The COPY row of a call with no name, properties or context, not backfilled (an
     import's identify), its profile id left as :data:`lifecycle.db.NEW_ID`, for
     :func:`insert_drafted`. Evaluated at ``now``: only track calls can start journeys."""
-    stamp = _iso(now)
+    stamp = copy_time(now)
     return (
-        f"{NEW_ID}\t{copy_field(kind)}\t\\N\t{{}}\t{{}}\t{_iso(occurred_at)}\t{stamp}"
+        f"{NEW_ID}\t{copy_field(kind)}\t\\N\t{{}}\t{{}}\t{copy_time(occurred_at)}\t{stamp}"
         f"\t{copy_field(source)}\t{copy_field(dedupe_key)}\tf\t{stamp}\t{copy_field(via)}\n"
     )
 

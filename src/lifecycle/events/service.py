@@ -107,7 +107,7 @@ def _keep_current_contacts(
     indexes: list[int],
     profile_of: dict[int, int],
     results: list[ItemResult],
-    region: str = "US",
+    region: str,
 ) -> None:
     """A call without a user id that names one of a profile's earlier addresses (a form
     filled in with an old email) is matched through it, but does not make it current."""
@@ -323,7 +323,7 @@ def _trait_update(
         for name in options.added_fields:
             items = traits.pop(name, None)
             if isinstance(items, list):
-                add[name] = [*add.get(name, []), *(i for i in items if i not in add.get(name, []))]
+                add[name] = list(dict.fromkeys([*add.get(name, []), *items]))
             elif items is not None:
                 traits[name] = items
     if options.existing == "skip" and not created:
@@ -336,7 +336,7 @@ def _trait_update(
         fill_only=options.existing == "fill_empty" and not created,
         add=add or None,
         created=created,
-        keep_opt_outs=dict(options.keep_opt_outs) or None,
+        keep_opt_outs=options.keep_opt_outs,
     )
 
 

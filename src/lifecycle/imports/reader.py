@@ -558,7 +558,7 @@ def _build_header(cells: list[str]) -> tuple[list[Column], list[str], list[str]]
 # --------------------------------------------------------------------------- rows
 
 
-def _shown(delimiter: str) -> str:
+def _delimiter_name(delimiter: str) -> str:
     return "a tab" if delimiter == "\t" else repr(delimiter)
 
 
@@ -578,11 +578,13 @@ def _iter_records(
 
     ``width`` (set once the header is read) guards against a stray quote: a quote opened
     and never closed makes the csv module read every following line into one cell, to
-    the next quote or to the end of the file. A record spanning several lines that ends
-    inside a quoted cell, or that has the wrong number of cells, is such a one: its
-    first line is given as an error, and the lines after it are read again on their
-    own, so no row is hidden inside another. (A quoted cell over several lines that is
-    closed, with the right number of cells, is data: an address, a note.)"""
+    the next quote or to the end of the file. A record over several lines is a stray
+    quote's when it ends inside a quoted cell, when a closing quote in it is followed by
+    more of the cell (it closed another row's quote), or when it has the wrong number of
+    cells and a line after its first is a whole row by itself: its first line is given
+    as an error, and the lines after it are read again on their own, so no row is hidden
+    inside another. (A closed quoted cell over several lines is data: an address, a
+    note.)"""
     consumed: list[str] = []
     pending: deque[str] = deque()  # lines given back, read again before the source
     source_lines = iter(source)
@@ -641,8 +643,8 @@ def _iter_records(
             if not raw:
                 return
             continue
+        raw = "".join(consumed)
         if width:
-            raw = "".join(consumed)
             if len(consumed) > 1:
                 state = _quote_state(raw, dialect)
                 if state != "closed" or (
@@ -656,7 +658,6 @@ def _iter_records(
                 consumed.clear()  # on the file's last line: nothing after it to read again
                 yield start, None, raw.rstrip("\r\n"), _STRAY_QUOTE_AT_END
                 continue
-        raw = "".join(consumed)
         consumed.clear()
         yield start, record, raw.rstrip("\r\n"), None
 
@@ -800,7 +801,7 @@ def _start(lines: Iterable[str], dialect: Dialect, delimiter: str | None) -> Str
                 cells = cells[:width]  # a delimiter at the end of the row: nothing is lost
             if len(cells) != width:
                 reason = f"expected {width} cells as in the header, found {len(cells)}" + (
-                    f" (a cell holding {_shown(dialect.delimiter)} must be in double quotes)"
+                    f" (a cell holding {_delimiter_name(dialect.delimiter)} must be in double quotes)"
                     if len(cells) > width
                     else ""
                 )

@@ -169,7 +169,8 @@ _SHEET_TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]M)?", 
 def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str:
     """ISO text for a date-time cell (UTC when it names its offset, else as written); a
     cell with a date only is read as :func:`_date_text` reads it."""
-    serial = _SERIAL_TIME.fullmatch(text.strip())
+    cell = text.strip()
+    serial = _SERIAL_TIME.fullmatch(cell)
     if serial is not None and options.excel_serials:
         # A spreadsheet's date-time: days since its epoch, the fraction the time of day.
         day = _date_text(serial[1], name, options, line)
@@ -177,11 +178,11 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
         if seconds >= 86400:  # .9999999 rounds up to midnight: the next day is the date's
             seconds = 86399
         return f"{day}T{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    match = _DATE_TIME.fullmatch(text.strip())
-    if match is None and _RFC_2822.fullmatch(text.strip()):
+    match = _DATE_TIME.fullmatch(cell)
+    if match is None and _RFC_2822.fullmatch(cell):
         try:
             # -0000 is UTC with the sender's zone unknown: the instant is known.
-            moment = email.utils.parsedate_to_datetime(re.sub(r"-0000$", "+0000", text.strip()))
+            moment = email.utils.parsedate_to_datetime(re.sub(r"-0000$", "+0000", cell))
         except (TypeError, ValueError):
             raise Invalid(
                 f"column {name}: {text!r}: cannot read it as a date-time", field=f"row {line}"
@@ -193,7 +194,7 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
             )
         return moment.astimezone(UTC).isoformat()
     if match is None:
-        spreadsheet = _SHEET_TIME.fullmatch(text.strip())
+        spreadsheet = _SHEET_TIME.fullmatch(cell)
         if spreadsheet is None:
             return _date_text(text, name, options, line)
         # "4/1/2023 12:34 PM": the date under the import's date rules, then the time.
@@ -203,14 +204,14 @@ def _moment_text(text: str, name: str, options: ImportOptions, line: int) -> str
             raise Invalid(
                 err.message.replace(repr(spreadsheet[1]), repr(text)), field=err.field
             ) from None
-        hour, minute = int(spreadsheet[2]), int(spreadsheet[3])
+        hour, minute, second = int(spreadsheet[2]), int(spreadsheet[3]), int(spreadsheet[4] or 0)
         half = (spreadsheet[5] or "").upper()
         if half and not 1 <= hour <= 12:
             raise Invalid(f"column {name}: {text!r}: impossible time", field=f"row {line}")
         hour = hour % 12 + (12 if half == "PM" else 0) if half else hour
-        if day.startswith("--") or hour > 23 or minute > 59 or int(spreadsheet[4] or 0) > 59:
+        if day.startswith("--") or hour > 23 or minute > 59 or second > 59:
             raise Invalid(f"column {name}: {text!r}: impossible date-time", field=f"row {line}")
-        return f"{day}T{hour:02d}:{minute:02d}:{int(spreadsheet[4] or 0):02d}"
+        return f"{day}T{hour:02d}:{minute:02d}:{second:02d}"
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     zone = None
     if offset:
@@ -303,25 +304,20 @@ def _call(
     traits: dict[str, Any] = {}
     user_id = None
     problems: list[str] = []
-    # A byte a rejected row showed as \xe9 (0x80-0xFF: never an ASCII letter), still in a
-    # cell of the file fixed from it (its notes columns kept or not): as text it would
-    # be stored as a name. Written on purpose, such text is vanishingly rare.
-    escaped = [
-        k
-        for k, text in cells.items()
-        if "\\x" in text and fields.get(k) not in ("ignore", UNDECIDED) and _SHOWN_BYTE.search(text)
-    ]
-    if escaped:
-        raise Invalid(
-            f"column {escaped[0]}: holds bytes shown as \\xNN (not valid in the first file's"
-            " encoding, as its rejected rows show them): replace each with the letter it"
-            " stands for",
-            field=f"row {line}",
-        )
     for column_key, text in cells.items():
         name = fields[column_key]
         if name in ("ignore", UNDECIDED):
             continue
+        if "\\x" in text and _SHOWN_BYTE.search(text):
+            # A byte a rejected row showed as \xe9 (0x80-0xFF: never an ASCII letter),
+            # still in the file fixed from it (its notes columns kept or not): as text it
+            # would be stored as a name. Written on purpose, such text is vanishingly rare.
+            raise Invalid(
+                f"column {column_key}: holds bytes shown as \\xNN (not valid in the first"
+                " file's encoding, as its rejected rows show them): replace each with the"
+                " letter it stands for",
+                field=f"row {line}",
+            )
         kind = rule.classify(text)
         if kind == "empty" or kind == "marker":
             stats.count(column_key, kind)
@@ -815,6 +811,15 @@ def stalled(session: Session, *, now: datetime) -> list[int]:
     return [record.id for record in found]
 
 
+def mark_interrupted(session: Session, import_id: int) -> None:
+    """A run stopped part way by its user (Ctrl-C, a kill signal): the batches done stay,
+    and the same command resumes it."""
+    record = session.get(Import, import_id)
+    if record is not None and record.status == "running":
+        record.status = "interrupted"
+        record.message = f"stopped after {record.rows_done} rows; the same command resumes it"
+
+
 def _close_interrupted(session: Session, record: Import) -> None:
     """Earlier runs of this same file that stopped part way (interrupted, killed) no
     longer show as running: this run took over from where they stopped."""
@@ -1101,8 +1106,9 @@ _BARE_COLUMN = re.compile(r"\bcolumn (\w+):")  # "column birthday:": a field, no
 
 
 def _in_file_terms(text: str, header_of: dict[str, str]) -> str:
-    """A row's warning as the file says it: "column 'Phone' (phone): ..." for the API's
-    "traits.phone: ...", the attribute's name alone where no column is its own."""
+    """A row's warning or error as the file says it: "column 'Phone': ..." for the API's
+    "traits.phone: ..." and for "column phone: ...", the attribute's name alone where no
+    column is its own."""
     match = _TRAIT_PREFIX.match(text)
     if match is not None:
         name = match[1]

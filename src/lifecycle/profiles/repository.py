@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, TIMESTAMP
 from sqlalchemy.orm import Session
 
-from lifecycle.db import NEW_ID, copy_field, copy_json, is_postgres
+from lifecycle.db import NEW_ID, copy_field, copy_json, copy_time, is_postgres
 from lifecycle.profiles.models import (
     FIRST_VALUES,
     AttributeChange,
@@ -341,10 +341,10 @@ def person_rows(
     new) each, as :func:`lifecycle.profiles.traits.initial_state` gives them: one row of
     first values): the rows :func:`insert_drafted` writes. Pure, so a worker process can
     render them."""
-    stamp, src = _iso(now), copy_field(source)
+    stamp, src = copy_time(now), copy_field(source)
     known = f"\t{NEW_ID}\t{src}\t{stamp}\t{stamp}\n"  # an identity's profile, source, times
     told = copy_field(history_source) if history_source else src  # the history's source
-    history = f"\t{told}\t{_iso(changed_at)}\t{stamp}\t{copy_field(via)}\n"
+    history = f"\t{told}\t{copy_time(changed_at)}\t{stamp}\t{copy_field(via)}\n"
     values = copy_json(attributes)
     # A new person's attributes all have its one moment: the same few objects of times
     # (one per set of columns a row fills) for a whole file, rendered once each.
@@ -369,11 +369,6 @@ def person_rows(
 @lru_cache(maxsize=256)
 def _times_json(names: tuple[str, ...], moment: str) -> str:
     return copy_json(dict.fromkeys(names, moment))
-
-
-@lru_cache(maxsize=64)
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()  # the few moments of a batch, for each of its rows
 
 
 def insert_drafted(session: Session, people: list[PersonRows]) -> list[int] | None:

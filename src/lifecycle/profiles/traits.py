@@ -32,10 +32,10 @@ class TraitUpdate:
     fill_only: bool = False  # only set attributes the profile lacks (or holds empty)
     add: dict[str, list[Any]] | None = None  # items added to list attributes (kept once)
     created: bool = False  # the profile was made for this update: its values are its first
-    # Opt-outs this update may not undo: attribute -> its companions. Where the profile
-    # holds True (unsubscribed) and the update would make it anything else, the attribute
-    # and its companions (e.g. the matching consent) are left as they are, with a warning.
-    keep_opt_outs: dict[str, tuple[str, ...]] | None = None
+    # Opt-outs this update may not undo: (attribute, its companions) each. Where the
+    # profile holds True (unsubscribed) and the update would make it anything else, the
+    # attribute and its companions (e.g. the matching consent) are left as they are.
+    keep_opt_outs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _apply(
         )
         traits[name] = base + [item for item in items if item not in base]
     kept: set[str] = set()
-    for name, companions in (upd.keep_opt_outs or {}).items():
+    for name, companions in upd.keep_opt_outs:
         # As delivery reads it: True, or a text such as "yes" stored by an API call.
         if (
             name in traits
